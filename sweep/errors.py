@@ -1,0 +1,17 @@
+"""The one exception type for user mistakes: the CLI prints its message and exits non-zero."""
+
+
+class UserError(Exception):
+    """A problem the user can fix (a bad spec, missing data, bad SQL). Printed as one line, no traceback."""
+
+
+class SpecError(UserError):
+    """A spec or an override that does not validate. The message names the field and what is allowed."""
+
+
+class DataError(UserError):
+    """A data set that cannot be loaded. The message says which command or setting fixes it."""
+
+
+class ResultsError(UserError):
+    """A results folder that cannot be written or read, or a query DuckDB rejects."""

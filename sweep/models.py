@@ -1,0 +1,154 @@
+"""MLP and CNN builders: widths, per-layer densities, activation, batch norm, dropout, skips.
+
+An MLP is `len(widths)` hidden linear layers and a linear output layer. A CNN is `len(widths)` 3×3 conv
+layers (widths are channels; each is followed by a 2×2 max-pool while the feature map is at least 4 wide)
+and a linear output layer over the flattened features. Every linear and conv kernel is a weight layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from sweep import masks
+from sweep.layers import MaskedConv2d, MaskedLinear, init_layer_
+from sweep.spec import ModelSpec
+
+KERNEL_SIZE = 3
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "prelu": nn.PReLU,
+    "selu": nn.SELU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "swish": nn.SiLU,
+    "gelu": nn.GELU,
+}
+_MASK_STREAM, _INIT_STREAM = 1, 2
+
+
+def weight_shapes(spec: ModelSpec, input_shape: Sequence[int], num_classes: int) -> list[masks.Shape]:
+    """Kernel shapes of every weight layer, without building anything."""
+    channels, height, _ = input_shape
+    shapes: list[masks.Shape] = []
+    if spec.family == "mlp":
+        fan_in = math.prod(input_shape)
+        for width in spec.widths:
+            shapes.append((width, fan_in))
+            fan_in = width
+        return [*shapes, (num_classes, fan_in)]
+    size = height
+    for width in spec.widths:
+        shapes.append((width, channels, KERNEL_SIZE, KERNEL_SIZE))
+        channels, size = width, _pooled(size)
+    return [*shapes, (num_classes, channels * size * size)]
+
+
+def model_densities(spec: ModelSpec, input_shape: Sequence[int], num_classes: int) -> list[float]:
+    shapes = weight_shapes(spec, input_shape, num_classes)
+    densities = masks.layer_densities(spec.mask, spec.densities, shapes)
+    masks.check_counts(densities, shapes)
+    return densities
+
+
+def _pooled(size: int) -> int:
+    return size // 2 if size >= 4 else size
+
+
+class Block(nn.Module):
+    """weight layer → [batch norm] → activation → [skip add] → [pool] → [dropout]"""
+
+    def __init__(
+        self, layer: nn.Module, norm: nn.Module, act: nn.Module, pool: nn.Module, drop: nn.Module, skip: bool
+    ) -> None:
+        super().__init__()
+        self.layer, self.norm, self.act, self.pool, self.drop = layer, norm, act, pool, drop
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.norm(self.layer(x)))
+        if self.skip:
+            h = h + x
+        return self.drop(self.pool(h))
+
+
+class SparseNet(nn.Module):
+    """Hidden blocks, then a linear output layer. `weight_layers` lists every masked kernel in order."""
+
+    def __init__(self, blocks: list[Block], head: nn.Module, flat_input: bool) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.head = head
+        self.flat_input = flat_input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flat_input:
+            x = x.flatten(1)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x.flatten(1))
+
+    @property
+    def weight_layers(self) -> list[nn.Module]:
+        return [block.layer for block in self.blocks] + [self.head]
+
+    @property
+    def active_weights(self) -> int:
+        return sum(layer.active_weights for layer in self.weight_layers)
+
+    @property
+    def total_weights(self) -> int:
+        return sum(layer.total_weights for layer in self.weight_layers)
+
+    @property
+    def total_params(self) -> int:
+        """Every parameter, counting each kernel at its full (dense) size."""
+        kernels = {id(layer.dense_weight()) for layer in self.weight_layers}
+        others = sum(p.numel() for p in self.parameters() if id(p) not in kernels)
+        return self.total_weights + others
+
+
+def build_model(spec: ModelSpec, input_shape: Sequence[int], num_classes: int, seed: int) -> SparseNet:
+    """Build the network with its masks (drawn from `seed`) and its initial weights."""
+    shapes = weight_shapes(spec, input_shape, num_classes)
+    densities = model_densities(spec, input_shape, num_classes)
+    reference = spec if spec.init_widths is None else dataclasses.replace(spec, widths=spec.init_widths)
+    reference_shapes = weight_shapes(reference, input_shape, num_classes)
+    mask_gen = torch.Generator().manual_seed(seed * 1_000_003 + _MASK_STREAM)
+    init_gen = torch.Generator().manual_seed(seed * 1_000_003 + _INIT_STREAM)
+
+    layers = []
+    for shape, density in zip(shapes, densities, strict=True):
+        mask = masks.random_mask(shape, masks.active_count(density, math.prod(shape)), mask_gen)
+        layer = (
+            MaskedLinear(shape[1], shape[0], mask)
+            if len(shape) == 2
+            else MaskedConv2d(shape[1], shape[0], KERNEL_SIZE, mask)
+        )
+        layers.append(layer)
+    for layer, ref in zip(layers, reference_shapes, strict=True):
+        receptive = math.prod(ref[2:])
+        init_layer_(
+            layer, spec.init, fan_in=ref[1] * receptive, fan_out=ref[0] * receptive, generator=init_gen
+        )
+
+    conv = spec.family == "cnn"
+    size = input_shape[1]
+    blocks = []
+    for layer, shape in zip(layers[:-1], shapes[:-1], strict=True):
+        width, fan_in = shape[0], shape[1]
+        pool = nn.Identity()
+        if conv and _pooled(size) != size:
+            pool, size = nn.MaxPool2d(2), _pooled(size)
+        norm = (nn.BatchNorm2d(width) if conv else nn.BatchNorm1d(width)) if spec.batchnorm else nn.Identity()
+        drop = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
+        blocks.append(
+            Block(layer, norm, ACTIVATIONS[spec.activation](), pool, drop, skip=spec.skip and width == fan_in)
+        )
+    return SparseNet(blocks, layers[-1], flat_input=not conv)

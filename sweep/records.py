@@ -1,0 +1,233 @@
+"""From a trial's reports to table rows, and into the results store.
+
+`TrialRecorder` is the one place that turns epoch reports into `epochs`, `layers` and `trials` rows. The
+in-process `sweep train` feeds it from the trainer's callback; the Ray driver feeds it with what each worker
+reported. Either way a trial's rows are the same, and they reach the tables while the trial runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import metadata
+
+import numpy as np
+
+from sweep.data import ArrayDataset
+from sweep.errors import UserError
+from sweep.gradflow import MEASURES
+from sweep.results import ResultsStore
+from sweep.spec import TrialConfig, config_to_dict
+from sweep.train import EpochReport, TrialFacts, train_trial
+
+SUMMARY_POINTS = 11
+
+
+@dataclass(frozen=True)
+class TrialMeta:
+    """Where a trial sits in its sweep."""
+
+    kind: str = "single"
+    role: str | None = None
+    pair_id: str | None = None
+
+
+def summary_epochs(last_epoch: int) -> list[int]:
+    """The epochs the `*_mean` columns average: 11 spread evenly over 0..last, both ends included."""
+    if last_epoch < SUMMARY_POINTS:
+        return list(range(last_epoch + 1))
+    return sorted({round(e) for e in np.linspace(0, last_epoch, SUMMARY_POINTS)})
+
+
+def trial_row(
+    config: TrialConfig,
+    meta: TrialMeta,
+    *,
+    status: str,
+    error: str | None,
+    facts: TrialFacts | None,
+    epochs: Sequence[Mapping],
+    started_at: datetime,
+    ended_at: datetime,
+) -> dict:
+    """The `trials` row: config as typed columns, sizes, final and summary metrics, status, provenance."""
+    model, train, data = config.model, config.train, config.dataset
+    by_epoch = {int(e["epoch"]): e for e in epochs}
+    last = by_epoch[max(by_epoch)] if by_epoch else {}
+    points = [by_epoch[e] for e in summary_epochs(max(by_epoch)) if e in by_epoch] if by_epoch else []
+    val_accs = [e["val_acc"] for e in epochs if e.get("val_acc") is not None]
+    return {
+        "trial_key": config.key,
+        "kind": meta.kind,
+        "status": status,
+        "error": error,
+        "role": meta.role,
+        "pair_id": meta.pair_id,
+        "dataset": data.name,
+        "subset": data.subset,
+        "test_subset": data.test_subset,
+        "val_fraction": data.val_fraction,
+        "family": model.family,
+        "depth": len(model.widths),
+        "widths": list(model.widths),
+        "densities": facts.densities if facts else None,
+        "mask": model.mask,
+        "backend": model.backend,
+        "layer_backends": [layer["backend"] for layer in facts.layers] if facts else None,
+        "activation": model.activation,
+        "batchnorm": model.batchnorm,
+        "dropout": model.dropout,
+        "skip": model.skip,
+        "init": model.init,
+        "init_widths": list(model.init_widths) if model.init_widths else None,
+        "optimizer": train.optimizer,
+        "lr": train.lr,
+        "momentum": train.momentum,
+        "nesterov": train.nesterov,
+        "weight_decay": train.weight_decay,
+        "schedule": train.schedule,
+        "batch_size": train.batch_size,
+        "augment": train.augment,
+        "epochs": train.epochs,
+        "epochs_done": max(by_epoch) if by_epoch else 0,
+        "seed": train.seed,
+        "egf_samples": config.egf.samples,
+        "egf_mode": config.egf.mode,
+        "active_weights": facts.active_weights if facts else None,
+        "total_weights": facts.total_weights if facts else None,
+        "total_params": facts.total_params if facts else None,
+        "density": facts.active_weights / facts.total_weights if facts else None,
+        "test_acc": last.get("test_acc"),
+        "test_loss": last.get("test_loss"),
+        "val_acc": last.get("val_acc"),
+        "best_val_acc": max(val_accs) if val_accs else None,
+        **{m: last.get(m) for m in MEASURES},
+        **{f"{m}_mean": _mean([p.get(m) for p in points]) for m in ("egf1", "egf2", "gf1", "gf2")},
+        "pareto": None,
+        "feasible": None,
+        "wall_s": (ended_at - started_at).total_seconds(),
+        "device": facts.device if facts else None,
+        "node": facts.node if facts else None,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        **versions(),
+        "config": json.dumps(config_to_dict(config), sort_keys=True),
+    }
+
+
+class TrialRecorder:
+    """Collects one trial's reports and keeps its rows in the store up to date."""
+
+    def __init__(self, store: ResultsStore, sweep: str, config: TrialConfig, meta: TrialMeta) -> None:
+        self.store, self.sweep, self.config, self.meta = store, sweep, config, meta
+        self.key = config.key
+        self.facts: TrialFacts | None = None
+        self.epochs: list[dict] = []
+        self.layers: list[dict] = []
+        self.started_at = datetime.now(UTC)
+
+    def add_epoch(self, metrics: Mapping, layers: Sequence[Mapping], facts: TrialFacts) -> None:
+        """Record one epoch and rewrite the trial's `epochs` and `layers` files with it."""
+        self.facts = facts
+        epoch = int(metrics["epoch"])
+        self.epochs = [e for e in self.epochs if e["epoch"] != epoch] + [{"trial_key": self.key, **metrics}]
+        self.layers = [row for row in self.layers if row["epoch"] != epoch] + [
+            {"trial_key": self.key, "epoch": epoch, **static, **flow}
+            for static, flow in zip(facts.layers, layers, strict=True)
+        ]
+        self.store.write("epochs", self.sweep, self.key, self.epochs)
+        self.store.write("layers", self.sweep, self.key, self.layers)
+
+    def on_epoch(self, report: EpochReport, facts: TrialFacts) -> None:
+        """The trainer's callback."""
+        self.add_epoch(report.metrics, report.layers, facts)
+
+    def finish(self, status: str, error: str | None = None, **extra: object) -> dict:
+        """Write the trial's `trials` row (with any extra columns, such as pareto) and return it."""
+        row = trial_row(
+            self.config,
+            self.meta,
+            status=status,
+            error=error,
+            facts=self.facts,
+            epochs=self.epochs,
+            started_at=self.started_at,
+            ended_at=datetime.now(UTC),
+        )
+        row.update(extra)
+        self.store.write("trials", self.sweep, self.key, [row])
+        return row
+
+
+def record_trial(
+    config: TrialConfig,
+    sweep: str,
+    meta: TrialMeta,
+    store: ResultsStore,
+    *,
+    data: ArrayDataset | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> dict:
+    """Train one trial in this process, streaming its rows to the store. Returns its `trials` row."""
+    recorder = TrialRecorder(store, sweep, config, meta)
+
+    def on_epoch(report: EpochReport, facts: TrialFacts) -> None:
+        recorder.on_epoch(report, facts)
+        if on_line is not None:
+            on_line(epoch_line(report.metrics, config.train.epochs))
+
+    try:
+        outcome = train_trial(config, data=data, on_epoch=on_epoch)
+    except UserError:
+        raise
+    except Exception as exc:
+        recorder.finish("error", f"{type(exc).__name__}: {exc}")
+        raise
+    return recorder.finish(outcome.status, outcome.error)
+
+
+def epoch_line(metrics: Mapping, epochs: int) -> str:
+    """One readable line per epoch."""
+
+    def show(name: str, fmt: str) -> str:
+        value = metrics.get(name)
+        return f"{name} {value:{fmt}}" if value is not None else f"{name} -"
+
+    parts = [
+        f"epoch {int(metrics['epoch']):>3}/{epochs}",
+        show("train_loss", ".4f"),
+        show("test_acc", ".4f"),
+        show("val_acc", ".4f"),
+        show("egf", ".4g"),
+        show("gf2", ".4g"),
+        f"{metrics['seconds']:.1f}s",
+    ]
+    return "  ".join(parts)
+
+
+def facts_from_dict(data: Mapping) -> TrialFacts:
+    return TrialFacts(**{f.name: data[f.name] for f in dataclasses.fields(TrialFacts)})
+
+
+def _mean(values: list[float | None]) -> float | None:
+    usable = [v for v in values if v is not None]
+    return sum(usable) / len(usable) if usable else None
+
+
+@cache
+def versions() -> dict[str, str | None]:
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "torch_version": version("torch"),
+        "ray_version": version("ray"),
+        "sweep_version": version("sparse-sweep"),
+    }

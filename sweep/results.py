@@ -1,0 +1,231 @@
+"""The results tables: Parquet schema, atomic writes, DuckDB queries. Knows nothing of training.
+
+Layout (hive-partitioned, one partition per sweep, one file per trial and table):
+    <root>/trials/sweep=<name>/part-<trial_key>.parquet      one row per trial
+    <root>/epochs/sweep=<name>/part-<trial_key>.parquet      one row per trial and epoch
+    <root>/layers/sweep=<name>/part-<trial_key>.parquet      one row per trial, epoch and weight layer
+A file is written under a hidden temporary name and renamed into place, so readers never see half a file,
+and a trial that runs again replaces its own file instead of adding rows. `root` may be a local folder or
+a pyarrow.fs URI (s3://, gs://).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from sweep.errors import ResultsError
+
+SCHEMA_VERSION = "1"
+_f64, _i64, _str, _bool = pa.float64(), pa.int64(), pa.string(), pa.bool_()
+_time = pa.timestamp("us", tz="UTC")
+
+TRIALS = pa.schema(
+    [
+        ("trial_key", _str),
+        ("kind", _str),
+        ("status", _str),
+        ("error", _str),
+        ("role", _str),
+        ("pair_id", _str),
+        ("dataset", _str),
+        ("subset", _i64),
+        ("test_subset", _i64),
+        ("val_fraction", _f64),
+        ("family", _str),
+        ("depth", _i64),
+        ("widths", pa.list_(_i64)),
+        ("densities", pa.list_(_f64)),
+        ("mask", _str),
+        ("backend", _str),
+        ("layer_backends", pa.list_(_str)),
+        ("activation", _str),
+        ("batchnorm", _bool),
+        ("dropout", _f64),
+        ("skip", _bool),
+        ("init", _str),
+        ("init_widths", pa.list_(_i64)),
+        ("optimizer", _str),
+        ("lr", _f64),
+        ("momentum", _f64),
+        ("nesterov", _bool),
+        ("weight_decay", _f64),
+        ("schedule", _str),
+        ("batch_size", _i64),
+        ("augment", _str),
+        ("epochs", _i64),
+        ("epochs_done", _i64),
+        ("seed", _i64),
+        ("egf_samples", _i64),
+        ("egf_mode", _str),
+        ("active_weights", _i64),
+        ("total_weights", _i64),
+        ("total_params", _i64),
+        ("density", _f64),
+        ("test_acc", _f64),
+        ("test_loss", _f64),
+        ("val_acc", _f64),
+        ("best_val_acc", _f64),
+        ("egf1", _f64),
+        ("egf2", _f64),
+        ("egf", _f64),
+        ("egf1_pw", _f64),
+        ("egf2_pw", _f64),
+        ("gf1", _f64),
+        ("gf2", _f64),
+        ("egf1_mean", _f64),
+        ("egf2_mean", _f64),
+        ("gf1_mean", _f64),
+        ("gf2_mean", _f64),
+        ("pareto", _bool),
+        ("feasible", _bool),
+        ("wall_s", _f64),
+        ("device", _str),
+        ("node", _str),
+        ("started_at", _time),
+        ("ended_at", _time),
+        ("torch_version", _str),
+        ("ray_version", _str),
+        ("sweep_version", _str),
+        ("config", _str),
+    ]
+)
+EPOCHS = pa.schema(
+    [
+        ("trial_key", _str),
+        ("epoch", _i64),
+        ("train_loss", _f64),
+        ("train_acc", _f64),
+        ("val_acc", _f64),
+        ("test_loss", _f64),
+        ("test_acc", _f64),
+        ("egf1", _f64),
+        ("egf2", _f64),
+        ("egf", _f64),
+        ("egf1_pw", _f64),
+        ("egf2_pw", _f64),
+        ("gf1", _f64),
+        ("gf2", _f64),
+        ("lr", _f64),
+        ("seconds", _f64),
+        ("samples_per_s", _f64),
+    ]
+)
+LAYERS = pa.schema(
+    [
+        ("trial_key", _str),
+        ("epoch", _i64),
+        ("layer", _i64),
+        ("kind", _str),
+        ("backend", _str),
+        ("shape", pa.list_(_i64)),
+        ("density", _f64),
+        ("active_weights", _i64),
+        ("total_weights", _i64),
+        ("g_masked_l1", _f64),
+        ("g_masked_l2", _f64),
+        ("g_l1", _f64),
+        ("g_l2", _f64),
+    ]
+)
+TABLES = {"trials": TRIALS, "epochs": EPOCHS, "layers": LAYERS}
+_PARTITIONING = pads.partitioning(pa.schema([("sweep", _str)]), flavor="hive")
+
+
+class ResultsStore:
+    """Reads and writes the tables under one root folder or URI."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = str(root)
+        try:
+            self.fs, self.base = pafs.FileSystem.from_uri(self.root)
+        except (pa.ArrowInvalid, ValueError):
+            self.fs, self.base = pafs.LocalFileSystem(), os.path.abspath(self.root)
+        except OSError as exc:
+            raise ResultsError(f"results {self.root}: cannot open the storage ({exc})") from None
+
+    # ----------------------------------------------------------------------------------------- writing
+    def check_writable(self) -> None:
+        """Fail early, before any training, when the results folder cannot take files."""
+        probe = f"{self.base}/.write-check-{uuid.uuid4().hex}"
+        try:
+            self.fs.create_dir(self.base, recursive=True)
+            with self.fs.open_output_stream(probe) as out:
+                out.write(b"ok")
+            self.fs.delete_file(probe)
+        except OSError as exc:
+            raise ResultsError(f"results folder {self.root} is not writable ({_reason(exc)})") from None
+
+    def write(self, table: str, sweep: str, trial_key: str, rows: Sequence[dict]) -> None:
+        """Write (or atomically replace) one trial's rows of one table."""
+        schema = TABLES[table]
+        data = pa.Table.from_pylist(list(rows), schema=schema).replace_schema_metadata(
+            {"sparse_sweep.schema_version": SCHEMA_VERSION, "sparse_sweep.table": table}
+        )
+        folder = self._partition(table, sweep)
+        final = f"{folder}/part-{trial_key}.parquet"
+        temporary = f"{folder}/.part-{trial_key}.{uuid.uuid4().hex}.tmp"
+        try:
+            self.fs.create_dir(folder, recursive=True)
+            pq.write_table(data, temporary, filesystem=self.fs)
+            self.fs.move(temporary, final)
+        except OSError as exc:
+            raise ResultsError(f"cannot write {final}: {_reason(exc)}") from None
+
+    # ----------------------------------------------------------------------------------------- reading
+    def read(self, table: str, sweep: str | None = None) -> pa.Table:
+        dataset = self.dataset(table)
+        if sweep is not None:
+            return dataset.to_table(filter=pads.field("sweep") == sweep)
+        return dataset.to_table()
+
+    def dataset(self, table: str) -> pads.Dataset:
+        """The table as a pyarrow dataset (empty, with its schema, when nothing is written yet)."""
+        schema = TABLES[table].append(pa.field("sweep", _str))
+        folder = f"{self.base}/{table}"
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return pads.dataset(schema.empty_table())
+        return pads.dataset(
+            folder, schema=schema, format="parquet", filesystem=self.fs, partitioning=_PARTITIONING
+        )
+
+    def sweeps(self) -> list[str]:
+        folder = f"{self.base}/trials"
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(folder))
+        names = [i.base_name.split("=", 1)[1] for i in infos if i.base_name.startswith("sweep=")]
+        return sorted(names)
+
+    def exists(self) -> bool:
+        return self.fs.get_file_info(self.base).type == pafs.FileType.Directory
+
+    def _partition(self, table: str, sweep: str) -> str:
+        return f"{self.base}/{table}/sweep={sweep}"
+
+
+def query(store: ResultsStore, sql: str) -> pd.DataFrame:
+    """Run DuckDB SQL with the views `trials`, `epochs` and `layers`."""
+    con = duckdb.connect()
+    try:
+        for name in TABLES:
+            con.register(name, store.dataset(name))
+        relation = con.sql(sql)
+        return relation.df() if relation is not None else pd.DataFrame()
+    except duckdb.Error as exc:
+        message = str(exc).strip().splitlines()[0]
+        raise ResultsError(f"query failed: {message[:300]}") from None
+    finally:
+        con.close()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc).splitlines()[0]

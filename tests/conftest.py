@@ -1,0 +1,57 @@
+"""Shared fixtures. Every test uses real parts: real torch, real Parquet, real Fashion-MNIST where needed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+from sweep.cli import main
+from sweep.data import DEBIAN_FASHION_MNIST, load_arrays
+from sweep.spec import DatasetSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "search_spaces"
+needs_fashion = pytest.mark.skipif(
+    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
+    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+)
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """The whole Fashion-MNIST data set, read once for the session."""
+    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    return load_arrays(DatasetSpec(name="fashion_mnist"))
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    return load_arrays(DatasetSpec(name="synthetic"))
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the `sweep` command in-process through its real entry point."""
+
+    def run(*args: str) -> CliResult:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def write_spec(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -1,0 +1,107 @@
+"""Data: our IDX reader, real Fashion-MNIST, splits from the seed, and offline errors that say the fix."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import sweep.data as data_module
+from sweep.data import load_arrays, make_splits, read_idx
+from sweep.errors import DataError
+from sweep.spec import DatasetSpec
+
+from .conftest import write_spec
+
+
+def write_idx(path, array: np.ndarray, compress: bool) -> None:
+    code = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D}[array.dtype]
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    payload = header + array.tobytes()
+    (gzip.open if compress else open)(path, "wb").write(payload)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+@pytest.mark.parametrize("dtype", [np.uint8, ">i4", ">f4"])
+def test_idx_reader_roundtrip(tmp_path, compress, dtype):
+    array = (np.arange(2 * 3 * 4) * 7 % 251).reshape(2, 3, 4).astype(dtype)
+    path = tmp_path / ("x.idx.gz" if compress else "x.idx")
+    write_idx(path, array, compress)
+    read = read_idx(path)
+    assert read.shape == (2, 3, 4)
+    np.testing.assert_array_equal(read, array)
+
+
+def test_idx_reader_rejects_other_files(tmp_path):
+    (tmp_path / "junk").write_bytes(b"\x12\x34\x56\x78rest")
+    with pytest.raises(DataError, match="not an IDX file"):
+        read_idx(tmp_path / "junk")
+    write_idx(tmp_path / "short", np.zeros((10, 2), np.uint8), compress=False)
+    (tmp_path / "short").write_bytes((tmp_path / "short").read_bytes()[:-5])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(tmp_path / "short")
+
+
+def tiny_fashion(folder, n_train=40, n_test=10, compress=False) -> None:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if compress else ""
+    for stem, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(
+            folder / f"{stem}-images-idx3-ubyte{suffix}",
+            rng.integers(0, 256, (n, 6, 6)).astype(np.uint8),
+            compress,
+        )
+        write_idx(
+            folder / f"{stem}-labels-idx1-ubyte{suffix}", (np.arange(n) % 10).astype(np.uint8), compress
+        )
+
+
+def test_fashion_loader_reads_data_dir_first(tmp_path):
+    tiny_fashion(tmp_path / "fm")
+    arrays = load_arrays(DatasetSpec(name="fashion_mnist", data_dir=str(tmp_path / "fm")))
+    assert arrays.train_x.shape == (40, 1, 6, 6) and arrays.test_x.shape == (10, 1, 6, 6)
+    assert arrays.num_classes == 10 and arrays.train_y.dtype == np.int64
+
+
+def test_real_fashion_mnist(fashion):
+    assert fashion.train_x.shape == (60_000, 1, 28, 28)
+    assert fashion.test_x.shape == (10_000, 1, 28, 28)
+    assert fashion.num_classes == 10
+    assert sorted(np.unique(fashion.train_y)) == list(range(10))
+    assert fashion.mean[0] == pytest.approx(0.286, abs=1e-3)
+
+
+def test_splits_from_the_seed(synthetic):
+    spec = DatasetSpec(name="synthetic", val_fraction=0.2, subset=1000, test_subset=100)
+    a, b, c = (make_splits(synthetic, spec, seed) for seed in (0, 0, 1))
+    assert (len(a.train), len(a.val), len(a.test)) == (800, 200, 100)
+    assert torch.equal(a.val.y, b.val.y) and torch.equal(a.train.x, b.train.x)
+    assert not torch.equal(a.val.x, c.val.x)
+    assert torch.equal(a.test.x, c.test.x)  # the test set never depends on the seed
+    whole = make_splits(synthetic, DatasetSpec(name="synthetic", val_fraction=0.0), 0)
+    assert len(whole.val) == 0
+    assert whole.train.x.mean().item() == pytest.approx(0.0, abs=1e-3)
+    assert whole.train.x.std().item() == pytest.approx(1.0, abs=1e-2)
+
+
+def test_missing_fashion_says_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
+    with pytest.raises(DataError) as info:
+        load_arrays(DatasetSpec(name="fashion_mnist", data_dir=str(tmp_path / "empty")))
+    assert "apt-get install dataset-fashion-mnist" in str(info.value)
+    assert "dataset.download: true" in str(info.value)
+
+
+def test_missing_torchvision_data_offline_via_cli(cli, tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", "name: m\ndataset: {name: mnist}\ntrain: {epochs: 1}\n")
+    result = cli(
+        "train", spec, "--set", f"dataset.data_dir={tmp_path / 'empty'}", "--results", tmp_path / "r"
+    )
+    assert result.code == 2
+    assert "dataset mnist: not found under" in result.err
+    assert "set dataset.download: true" in result.err
+    assert "Traceback" not in result.err

@@ -1,0 +1,179 @@
+"""The tables: documented columns and types in DuckDB and pandas, no duplicates, atomic files."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import time
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from sweep.results import TABLES, ResultsStore, query
+
+from .conftest import write_spec
+
+TRIALS_DOCUMENTED = (
+    "sweep trial_key kind status error role pair_id dataset family depth widths densities mask  "
+    "activation batchnorm skip optimizer lr weight_decay epochs seed active_weights total_weights  "
+    "total_params density test_acc test_loss val_acc best_val_acc egf1 egf2 gf1 gf2 egf1_mean  "
+    "egf2_mean gf1_mean gf2_mean pareto wall_s device node started_at ended_at torch_version  "
+    "ray_version sweep_version egf"
+).split()
+EPOCHS_DOCUMENTED = (
+    "sweep trial_key epoch train_loss train_acc val_acc test_loss test_acc egf1 egf2 egf1_pw  "
+    "egf2_pw gf1 gf2 lr seconds samples_per_s"
+).split()
+LAYERS_DOCUMENTED = (
+    "sweep trial_key epoch layer kind shape density active_weights total_weights g_masked_l1  "
+    "g_masked_l2 g_l2"
+).split()
+
+SPEC = """
+name: tables
+dataset: {name: synthetic}
+model: {widths: [24, 12], densities: 0.4}
+train: {epochs: 2, batch_size: 64}
+egf: {samples: 128}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from sweep.cli import main
+
+    root = tmp_path_factory.mktemp("results")
+    spec = write_spec(root / "spec.yaml", SPEC)
+    assert main(["train", str(spec), "--results", str(root / "r")]) == 0
+    return spec, root / "r"
+
+
+def test_tables_read_back_in_duckdb_with_documented_columns_and_types(trained):
+    _, root = trained
+    con = duckdb.connect()
+    for table, documented in (
+        ("trials", TRIALS_DOCUMENTED),
+        ("epochs", EPOCHS_DOCUMENTED),
+        ("layers", LAYERS_DOCUMENTED),
+    ):
+        rel = con.sql(f"SELECT * FROM read_parquet('{root}/{table}/*/*.parquet', hive_partitioning=true)")
+        assert set(documented) <= set(rel.columns), set(documented) - set(rel.columns)
+    described = con.sql(f"DESCRIBE SELECT * FROM read_parquet('{root}/trials/*/*.parquet')").fetchall()
+    types = {row[0]: row[1] for row in described}
+    assert types["test_acc"] == "DOUBLE" and types["active_weights"] == "BIGINT"
+    assert types["widths"] == "BIGINT[]" and types["densities"] == "DOUBLE[]"
+    assert types["batchnorm"] == "BOOLEAN" and types["started_at"] == "TIMESTAMP WITH TIME ZONE"
+    rows = con.sql(f"SELECT count(*), min(epoch), max(epoch) FROM read_parquet('{root}/epochs/*/*.parquet')")
+    assert rows.fetchall() == [(3, 0, 2)]
+    layers = con.sql(f"SELECT count(*) FROM read_parquet('{root}/layers/*/*.parquet')").fetchall()
+    assert layers == [(3 * 3,)]
+
+
+def test_tables_read_back_in_pandas(trained):
+    _, root = trained
+    trials = pd.read_parquet(root / "trials")
+    assert set(TRIALS_DOCUMENTED) <= set(trials.columns)
+    assert list(trials["sweep"].astype(str)) == ["tables"]
+    row = trials.iloc[0]
+    assert row["status"] == "done" and list(row["widths"]) == [24, 12]
+    assert row["active_weights"] == round(0.4 * 144 * 24) + round(0.4 * 24 * 12) + round(0.4 * 12 * 10)
+    assert row["egf"] == row["egf2"]
+    epochs = pd.read_parquet(root / "epochs")
+    assert set(EPOCHS_DOCUMENTED) <= set(epochs.columns)
+    assert pd.api.types.is_float_dtype(epochs["test_acc"])
+    layers = pd.read_parquet(root / "layers")
+    assert set(LAYERS_DOCUMENTED) <= set(layers.columns)
+    egf2 = layers[layers["epoch"] == 2]["g_masked_l2"].mean()
+    assert egf2 == pytest.approx(epochs.set_index("epoch").loc[2, "egf2"])
+
+
+def test_schema_version_is_in_the_file_metadata(trained):
+    _, root = trained
+    [path] = (root / "trials").glob("sweep=tables/*.parquet")
+    meta = pq.read_schema(path).metadata
+    assert meta[b"sparse_sweep.schema_version"] == b"1"
+
+
+def test_rerunning_a_trial_adds_no_duplicate(trained, cli):
+    spec, root = trained
+    again = cli("train", spec, "--results", root)
+    assert again.code == 0 and "already done" in again.out
+    forced = cli("train", spec, "--results", root, "--force")
+    assert forced.code == 0
+    counts = query(ResultsStore(root), "SELECT count(*) AS n, count(DISTINCT trial_key) AS k FROM trials")
+    assert counts.to_dict("records") == [{"n": 1, "k": 1}]
+    epochs = query(ResultsStore(root), "SELECT count(*) AS n FROM epochs")
+    assert epochs["n"].item() == 3
+
+
+def test_failed_runs_never_touch_written_results(trained, cli, tmp_path):
+    spec, root = trained
+    before = {p: p.read_bytes() for p in root.rglob("*.parquet")}
+    bad = write_spec(tmp_path / "bad.yaml", SPEC.replace("epochs: 2", "epochs: 0"))
+    assert cli("train", bad, "--results", root).code == 2
+    assert (
+        cli("train", spec, "--set", "train.device=cuda", "--set", "train.seed=5", "--results", root).code != 0
+    )
+    after = {p: p.read_bytes() for p in root.rglob("*.parquet")}
+    assert before == after
+
+
+def test_results_folder_not_writable(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = cli("train", write_spec(tmp_path / "s.yaml", SPEC), "--results", blocker / "results")
+    assert result.code == 2
+    assert "is not writable" in result.err and "Traceback" not in result.err
+
+
+def test_query_cli_formats_and_errors(trained, cli):
+    _, root = trained
+    table = cli("query", "SELECT trial_key, status, test_acc, egf FROM trials", "--results", root)
+    assert table.code == 0 and "done" in table.out
+    csv = cli(
+        "query", "SELECT epoch, test_acc FROM epochs ORDER BY epoch", "--results", root, "--format", "csv"
+    )
+    assert csv.out.splitlines()[0] == "epoch,test_acc" and len(csv.out.splitlines()) == 4
+    js = cli("query", "SELECT layer, kind FROM layers WHERE epoch = 0", "--results", root, "--format", "json")
+    assert pd.read_json(io.StringIO(js.out))["kind"].tolist() == ["linear"] * 3
+    bad = cli("query", "SELECT nope FROM trials", "--results", root)
+    assert bad.code == 2 and "query failed" in bad.err and "nope" in bad.err
+    assert len(bad.err.strip().splitlines()) == 1
+    missing = cli("query", "SELECT 1", "--results", root / "nowhere")
+    assert missing.code == 2 and "no results there yet" in missing.err
+
+
+def test_empty_tables_are_queryable(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.write("trials", "s", "k1", [])
+    for table in TABLES:
+        assert query(store, f"SELECT count(*) AS n FROM {table}")["n"].item() == 0
+
+
+WRITER = """
+import sys
+from sweep.results import ResultsStore
+store = ResultsStore(sys.argv[1])
+rows = [{"trial_key": "big", "epoch": i, "test_acc": 0.5, "lr": 0.1} for i in range(400_000)]
+print("ready", flush=True)
+while True:
+    store.write("epochs", "s", "big", rows)
+"""
+
+
+def test_a_killed_writer_leaves_no_half_file(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.write("epochs", "s", "big", [{"trial_key": "big", "epoch": 0}])
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    visible = list((tmp_path / "epochs").rglob("*.parquet"))
+    assert [p.name for p in visible] == ["part-big.parquet"]
+    assert pq.read_table(visible[0]).num_rows in (1, 400_000)  # the old file or the new one, whole
+    assert len(store.read("epochs")) in (1, 400_000)

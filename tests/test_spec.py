@@ -1,0 +1,152 @@
+"""Specs: parsing, overrides, trial keys, and every bad input of SPEC.md §7 through the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from sweep.errors import SpecError
+from sweep.spec import TrialConfig, apply_overrides, load_spec, parse_spec, with_settings
+
+from .conftest import SPECS, write_spec
+
+GOOD = """
+name: t
+kind: single
+dataset: {name: synthetic}
+model: {family: mlp, widths: [16], densities: 0.5}
+train: {epochs: 1, batch_size: 64}
+"""
+
+
+def test_shipped_specs_parse():
+    for path in sorted(SPECS.glob("**/*.yaml")):
+        spec = load_spec(path)
+        assert spec.name and spec.kind in ("single", "snas", "sc_sdc"), path
+
+
+def test_overrides_parse_yaml_values(tmp_path):
+    spec = load_spec(
+        write_spec(tmp_path / "s.yaml", GOOD),
+        ["train.epochs=3", "model.densities=[0.1,0.2]", "model.widths=[8]", "train.lr=1e-3"],
+    )
+    assert spec.train.epochs == 3
+    assert spec.model.densities == (0.1, 0.2)
+    assert spec.model.widths == (8,)
+    assert spec.train.lr == pytest.approx(1e-3)
+
+
+def test_override_of_grid_axis_keeps_the_dotted_name():
+    raw = apply_overrides({"name": "g", "kind": "sc_sdc"}, ["grid.axes.train.optimizer=[sgd, adam]"])
+    spec = parse_spec(raw)
+    assert spec.grid.axes == {"train.optimizer": ("sgd", "adam")}
+
+
+def test_defaults_fill_missing_sections():
+    spec = parse_spec({"name": "only-a-name"})
+    assert spec.kind == "single" and spec.model.widths == (300, 100) and spec.train.epochs == 20
+
+
+def test_trial_key_is_pinned():
+    """Golden keys: a change here renames every stored trial, so it must be deliberate."""
+    assert TrialConfig().key == "44136fa355b3678a"
+    config = with_settings(TrialConfig(), {"model.densities": 0.05, "train.seed": 3})
+    assert config.key == "8e97b70ac9f9316e"
+
+
+def test_trial_key_ignores_defaults_and_where_data_lives():
+    base = TrialConfig()
+    assert with_settings(base, {"train.momentum": 0.9}).key == base.key  # an explicit default
+    assert with_settings(base, {"dataset.data_dir": "/elsewhere", "train.device": "cpu"}).key == base.key
+    assert with_settings(base, {"train.seed": 1}).key != base.key
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("model.widht=3", "model.widht: unknown key (did you mean 'widths'?)"),
+        ("bogus=1", "bogus: unknown key"),
+        ("train.epochs=ten", "train.epochs: expected an integer, got str 'ten'"),
+        ("train.lr=fast", "train.lr: expected a number"),
+        ("model.densities=1.5", "model.densities: 1.5 is out of range"),
+        ("model.densities=0", "model.densities: 0.0 is out of range"),
+        (
+            "model.densities=[0.1,0.2,0.3]",
+            "model.densities: [0.1, 0.2, 0.3] has 3 entries, but the model has 2",
+        ),
+        ("dataset.name=imagenet", "dataset.name: 'imagenet' is not allowed; choose one of fashion_mnist"),
+        ("train.optimizer=lion", "train.optimizer: 'lion' is not allowed"),
+        ("model.activation=srelu", "model.activation: 'srelu' is not allowed"),
+        ("kind=grid", "kind: 'grid' is not allowed; choose one of single, snas, sc_sdc"),
+        ("train.epochs=0", "train.epochs: 0 is out of range; allowed: > 0"),
+        ("train.epochs=-2", "train.epochs: -2 is out of range"),
+        ("train.batch_size=0", "train.batch_size: 0 is out of range"),
+        ("egf.samples=-1", "egf.samples: -1 is out of range"),
+        ("egf=3", "egf: expected a mapping"),
+        ("name=a/b", "name: 'a/b' is not allowed"),
+        ("model.mask=erk", None),  # valid: one overall density
+    ],
+)
+def test_bad_settings_get_one_clear_line(cli, tmp_path, override, needle):
+    spec = write_spec(tmp_path / "s.yaml", GOOD)
+    result = cli(
+        "train",
+        spec,
+        "--set",
+        override,
+        "--set",
+        "train.epochs=1" if "epochs" not in override else "egf.samples=8",
+        "--results",
+        tmp_path / "r",
+    )
+    if needle is None:
+        assert result.code == 0, result.err
+        return
+    assert result.code == 2
+    assert needle in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("name: s\nkind: snas\ngrid: {ratios: [0.5]}\n", "grid: a grid belongs to kind sc_sdc"),
+        ("name: s\nkind: sc_sdc\nsearch: {num_samples: 2}\n", "search: a search belongs to kind snas"),
+        ("name: s\nkind: snas\nsearch: {sampler: cmaes}\n", "search.sampler: 'cmaes' is not allowed"),
+        ("name: s\nkind: snas\nsearch: {num_samples: 0}\n", "search.num_samples: 0 is out of range"),
+        ("name: s\nkind: sc_sdc\ngrid: {ratios: []}\n", "grid.ratios: expected a non-empty list"),
+        (
+            "name: s\nkind: sc_sdc\ngrid: {axes: {train.optimizer: []}}\n",
+            "grid.axes.train.optimizer: an axis needs",
+        ),
+        (
+            "name: s\nkind: sc_sdc\ngrid: {axes: {train.optimiser: [sgd]}}\n",
+            "grid.axes.train.optimiser: unknown",
+        ),
+        ("name: s\nmodel: {widths: [10, 10\n", "s.yaml:3: YAML does not parse"),
+        ("name: s\nmodel:\n  widths: [10]\n   bad: 1\n", "s.yaml:4: YAML does not parse"),
+        ("- just\n- a list\n", "a spec is a mapping of sections"),
+        ("kind: single\n", "name: required, but missing"),
+    ],
+)
+def test_bad_specs_get_one_clear_line(cli, tmp_path, text, needle):
+    result = cli("train", write_spec(tmp_path / "s.yaml", text), "--results", tmp_path / "r")
+    assert result.code == 2
+    assert needle in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert "Traceback" not in result.err
+
+
+def test_missing_spec_file(cli, tmp_path):
+    result = cli("train", tmp_path / "nope.yaml")
+    assert result.code == 2 and "nope.yaml does not exist" in result.err
+
+
+def test_bad_override_syntax(cli, tmp_path):
+    result = cli("train", write_spec(tmp_path / "s.yaml", GOOD), "--set", "train.epochs")
+    assert result.code == 2 and "expected KEY=VALUE" in result.err
+
+
+def test_erk_rejects_a_density_list():
+    with pytest.raises(SpecError, match="erk takes one overall density"):
+        parse_spec({"name": "e", "model": {"mask": "erk", "widths": [4], "densities": [0.1, 0.2]}})
