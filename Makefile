@@ -31,7 +31,7 @@ data:
 	fi
 
 demo: install data
-	$(BIN)/sweep train search_spaces/mlp_fashion.yaml
+	$(BIN)/sweep run search_spaces/quickstart.yaml
 
 test: install
 	$(BIN)/python -m pytest

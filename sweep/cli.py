@@ -42,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    def spec_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("spec", help="the YAML spec")
+    def spec_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+        p.add_argument("spec", help="the YAML spec", nargs="?" if optional else None)
         p.add_argument(
             "--set",
             dest="overrides",
@@ -65,6 +65,40 @@ def _parser() -> argparse.ArgumentParser:
     spec_args(p)
     results_arg(p)
     p.add_argument("--force", action="store_true", help="train again even if the trial is already done")
+
+    p = command("run", _run, "Run a sweep (single, snas or sc_sdc) on Ray Tune.")
+    spec_args(p, optional=True)
+    p.add_argument(
+        "--spec-env",
+        metavar="VAR",
+        help="read the spec's YAML from this environment variable "
+        "instead of a file (what 'sweep submit' uses)",
+    )
+    results_arg(p)
+    p.add_argument(
+        "--address",
+        default=None,
+        help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+        "(default: the spec's ray.address, else an embedded local Ray)",
+    )
+
+    p = command("submit", _submit, "Submit a sweep as a Ray job to a remote cluster.")
+    spec_args(p)
+    p.add_argument(
+        "--address", required=True, metavar="URL", help="the cluster's job server, e.g. http://HEAD:8265"
+    )
+    p.add_argument(
+        "--results",
+        required=True,
+        metavar="DIR",
+        help="where the job writes the tables: an absolute path on the head node or a URI",
+    )
+    p.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
+
+    p = command("resume", _resume, "Continue an interrupted sweep where it stopped.")
+    p.add_argument("name", help="the sweep's name")
+    results_arg(p)
+    p.add_argument("--address", default=None, help="as for run")
 
     p = command("query", _query, "Run DuckDB SQL over the tables trials, epochs and layers.")
     p.add_argument("sql")
@@ -113,6 +147,69 @@ SUMMARY_COLUMNS = (
     "density",
     "wall_s",
 )
+
+
+def _run(args: argparse.Namespace) -> int:
+    spec = _spec_from_args(args)
+    _loopback_env(args.address or spec.ray.address)
+    from sweep.tune import run_sweep
+
+    return _finish(spec, run_sweep(spec, args.results, args.address))
+
+
+def _loopback_env(address: str | None) -> None:
+    """A head on 127.0.0.1 needs drivers that keep to loopback too (set before Ray is imported)."""
+    host = (address or "").split("://")[-1].rsplit(":", 1)[0]
+    if host in ("127.0.0.1", "localhost"):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from sweep.spec import load_spec
+    from sweep.submit import submit_sweep
+
+    spec = load_spec(args.spec, args.overrides)
+    _, status = submit_sweep(spec, args.address, args.results, follow=args.follow)
+    return 0 if status in (None, "SUCCEEDED") else 1
+
+
+def _spec_from_args(args: argparse.Namespace) -> object:
+    from sweep.spec import apply_overrides, load_spec, parse_spec, read_yaml
+
+    if args.spec_env:
+        text = os.environ.get(args.spec_env)
+        if text is None:
+            raise UserError(f"--spec-env {args.spec_env}: no such environment variable")
+        return parse_spec(apply_overrides(read_yaml(text, f"${args.spec_env}"), args.overrides))
+    if not args.spec:
+        raise UserError("run: give a spec file (or --spec-env VAR)")
+    return load_spec(args.spec, args.overrides)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    _loopback_env(args.address)
+    from sweep.spec import parse_spec
+    from sweep.tune import resume_sweep
+
+    result = resume_sweep(args.name, args.results, args.address)
+    return _finish(parse_spec(result.spec), result)
+
+
+def _finish(spec: object, result: object) -> int:
+    """Leaderboard, timing and where the tables are; non-zero when every trial failed."""
+    from sweep.summary import leaderboard, timing_line
+
+    metric = spec.search.metric if spec.kind == "snas" else "test_acc"
+    print(f"\nleaderboard of {spec.name} (by {metric}):")
+    _print_frame(leaderboard(result.trials, metric), "table")
+    print(timing_line(result.trials, result.wall_s))
+    print(f"tables: {result.results}/{{trials,epochs,layers}}/sweep={spec.name}/")
+    print(
+        f"""query:  sweep query "SELECT role, avg(test_acc) FROM trials WHERE sweep = '{spec.name}' """
+        f"""GROUP BY role" --results {result.results}"""
+    )
+    failed = [r for r in result.trials if r["status"] == "error"]
+    return 1 if result.trials and len(failed) == len(result.trials) else 0
 
 
 def _query(args: argparse.Namespace) -> int:

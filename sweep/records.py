@@ -36,6 +36,14 @@ class TrialMeta:
     pair_id: str | None = None
 
 
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One trial of a sweep, decided before it runs."""
+
+    config: TrialConfig
+    meta: TrialMeta
+
+
 def summary_epochs(last_epoch: int) -> list[int]:
     """The epochs the `*_mean` columns average: 11 spread evenly over 0..last, both ends included."""
     if last_epoch < SUMMARY_POINTS:
@@ -130,9 +138,20 @@ class TrialRecorder:
         self.layers: list[dict] = []
         self.started_at = datetime.now(UTC)
 
-    def add_epoch(self, metrics: Mapping, layers: Sequence[Mapping], facts: TrialFacts) -> None:
-        """Record one epoch and rewrite the trial's `epochs` and `layers` files with it."""
+    def add_epoch(
+        self,
+        metrics: Mapping,
+        layers: Sequence[Mapping],
+        facts: TrialFacts,
+        started_at: datetime | None = None,
+    ) -> None:
+        """Record one epoch and rewrite the trial's `epochs` and `layers` files with it.
+
+        `started_at` is when the trial began where it runs (a Ray worker), if that is not here and now.
+        """
         self.facts = facts
+        if started_at is not None:
+            self.started_at = started_at
         epoch = int(metrics["epoch"])
         self.epochs = [e for e in self.epochs if e["epoch"] != epoch] + [{"trial_key": self.key, **metrics}]
         self.layers = [row for row in self.layers if row["epoch"] != epoch] + [

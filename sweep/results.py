@@ -180,7 +180,34 @@ class ResultsStore:
         except OSError as exc:
             raise ResultsError(f"cannot write {final}: {_reason(exc)}") from None
 
+    def write_text(self, relative: str, text: str) -> None:
+        """Atomically write a small text file (sweep bookkeeping) under the root."""
+        final = f"{self.base}/{relative}"
+        folder, _, name = final.rpartition("/")
+        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            self.fs.create_dir(folder, recursive=True)
+            with self.fs.open_output_stream(temporary) as out:
+                out.write(text.encode())
+            self.fs.move(temporary, final)
+        except OSError as exc:
+            raise ResultsError(f"cannot write {final}: {_reason(exc)}") from None
+
+    def read_text(self, relative: str) -> str | None:
+        path = f"{self.base}/{relative}"
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with self.fs.open_input_stream(path) as stream:
+            return stream.readall().decode()
+
     # ----------------------------------------------------------------------------------------- reading
+    def rows(self, table: str, sweep: str) -> list[dict]:
+        """One sweep's rows as dicts, without the partition column (ready to write back)."""
+        rows = self.read(table, sweep).to_pylist()
+        for row in rows:
+            row.pop("sweep", None)
+        return rows
+
     def read(self, table: str, sweep: str | None = None) -> pa.Table:
         dataset = self.dataset(table)
         if sweep is not None:

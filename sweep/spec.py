@@ -151,7 +151,7 @@ class TrialConfig:
     def key(self) -> str:
         """A stable name: a hash of the settings that differ from their defaults (seed included).
 
-        Settings that do not change the numbers (where data lives, the device) are left out, and a new
+        Settings that do not change the numbers (where the data lives) are left out, and a new
         setting with a default renames nothing.
         """
         flat = _flatten(config_to_dict(self))
@@ -161,9 +161,10 @@ class TrialConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_GRID_OWNED = frozenset({"model.widths", "model.densities", "model.mask", "model.init_widths", "train.seed"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-_KEYLESS = frozenset({"dataset.data_dir", "dataset.download", "train.device"})
+_KEYLESS = frozenset({"dataset.data_dir", "dataset.download"})
 TRIAL_SECTIONS = ("dataset", "model", "train", "egf")
 
 
@@ -191,10 +192,6 @@ class SweepSpec:
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> SweepSpec:
     """Read a YAML spec, apply `KEY=VALUE` overrides, validate."""
-    return parse_spec(apply_overrides(read_yaml(path), overrides))
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         text = path.read_text()
@@ -202,17 +199,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"spec file {path} does not exist") from None
     except OSError as exc:
         raise SpecError(f"spec file {path} cannot be read: {exc.strerror}") from None
+    return parse_spec(apply_overrides(read_yaml(text, str(path)), overrides))
+
+
+def read_yaml(text: str, source: str) -> dict[str, Any]:
+    """Parse a spec's YAML text; errors name the source and the line."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        where = f"{source}:{mark.line + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"{where}: YAML does not parse: {problem}") from None
     if data is None:
-        raise SpecError(f"{path}: the spec is empty")
+        raise SpecError(f"{source}: the spec is empty")
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: a spec is a mapping of sections, got {type(data).__name__}")
+        raise SpecError(f"{source}: a spec is a mapping of sections, got {type(data).__name__}")
     return data
 
 
@@ -316,6 +318,8 @@ def _check_grid(grid: GridSpec) -> GridSpec:
         known = [f.name for f in dataclasses.fields(cls)]
         if leaf not in known:
             raise SpecError(f"grid.axes.{name}: unknown setting{_suggest(leaf, known)}")
+        if name in _GRID_OWNED:
+            raise SpecError(f"grid.axes.{name}: set by the grid itself (sparse_width, ratios, depths, seeds)")
         if not values:
             raise SpecError(f"grid.axes.{name}: an axis needs at least one value")
     return grid

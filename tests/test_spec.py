@@ -56,7 +56,8 @@ def test_trial_key_is_pinned():
 def test_trial_key_ignores_defaults_and_where_data_lives():
     base = TrialConfig()
     assert with_settings(base, {"train.momentum": 0.9}).key == base.key  # an explicit default
-    assert with_settings(base, {"dataset.data_dir": "/elsewhere", "train.device": "cpu"}).key == base.key
+    assert with_settings(base, {"dataset.data_dir": "/elsewhere", "dataset.download": True}).key == base.key
+    assert with_settings(base, {"train.device": "cpu"}).key != base.key  # CPU and GPU runs differ
     assert with_settings(base, {"train.seed": 1}).key != base.key
 
 

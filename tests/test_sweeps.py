@@ -1,0 +1,238 @@
+"""Sweeps on a real Ray with real Optuna: SNAS, NSGA-II, SC-SDC, failures, a killed driver and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from sweep.results import ResultsStore, query
+from sweep.sc_sdc import sc_sdc_trials
+from sweep.snas import first_proposals
+from sweep.spec import load_spec, parse_spec
+
+from .conftest import ROOT, SPECS, needs_fashion, write_spec
+
+pytestmark = pytest.mark.slow
+
+LEVELS = [0.05, 0.1, 0.2, 0.5, 1.0]
+SNAS = f"""
+name: snas-test
+kind: snas
+dataset: {{name: fashion_mnist, subset: 3000, test_subset: 1000, val_fraction: 0.2}}
+model: {{widths: [64, 32]}}
+train: {{optimizer: momentum, lr: 0.05, epochs: 1, batch_size: 64}}
+egf: {{samples: 256}}
+search: {{num_samples: 4, sampler: tpe, density_levels: {LEVELS}, warm_start_density: 0.1, seed: 3}}
+"""
+GRID = """
+name: grid-test
+kind: sc_sdc
+dataset: {name: synthetic}
+train: {optimizer: momentum, lr: 0.05, epochs: 2, batch_size: 64}
+egf: {samples: 256}
+grid: {sparse_width: 48, ratios: [0.25, 0.5], depths: [1, 2], seeds: [0]}
+"""
+
+
+def rows(root, sweep):
+    return ResultsStore(root).rows("trials", sweep)
+
+
+@needs_fashion
+def test_snas_sweep_writes_a_row_per_trial_with_densities_from_the_levels(cli, tmp_path):
+    result = cli("run", write_spec(tmp_path / "s.yaml", SNAS), "--results", tmp_path / "r")
+    assert result.code == 0, result.err
+    assert "leaderboard of snas-test" in result.out
+    trials = rows(tmp_path / "r", "snas-test")
+    assert 1 <= len(trials) <= 4  # TPE may propose a trial twice; one row per distinct trial
+    assert {t["role"] for t in trials} <= {"warm_start", "search"}
+    assert any(t["role"] == "warm_start" for t in trials)
+    for trial in trials:
+        assert trial["status"] == "done" and trial["kind"] == "snas"
+        asked = json.loads(trial["config"])["model"]["densities"]
+        assert all(d in LEVELS for d in asked)
+        for level, actual, shape in zip(
+            asked, trial["densities"], [(64, 784), (32, 64), (10, 32)], strict=True
+        ):
+            assert actual == pytest.approx(level, abs=1 / math.prod(shape))
+    epochs = query(
+        ResultsStore(tmp_path / "r"), "SELECT trial_key, count(*) AS n FROM epochs GROUP BY trial_key"
+    )
+    assert sorted(epochs["trial_key"]) == sorted(t["trial_key"] for t in trials)
+    assert set(epochs["n"]) == {2}  # epoch 0 and epoch 1
+    again = cli("run", write_spec(tmp_path / "s.yaml", SNAS), "--results", tmp_path / "r")
+    assert again.code == 0 and "already complete" in again.out
+    assert len(rows(tmp_path / "r", "snas-test")) == len(trials)
+
+
+def test_nsga2_marks_a_pareto_set(cli, tmp_path):
+    spec = write_spec(
+        tmp_path / "s.yaml",
+        """
+name: nsga
+kind: snas
+dataset: {name: synthetic}
+model: {widths: [32]}
+train: {epochs: 1, batch_size: 64, lr: 0.05, optimizer: momentum}
+egf: {samples: 128}
+search: {num_samples: 4, sampler: nsga2, metric: test_acc, density_levels: [0.1, 0.3, 1.0], seed: 1,
+         max_active_weights: 3000}
+""",
+    )
+    result = cli("run", spec, "--results", tmp_path / "r")
+    assert result.code == 0, result.err
+    trials = rows(tmp_path / "r", "nsga")
+    front = [t for t in trials if t["pareto"]]
+    assert front
+    assert all(t["pareto"] is not None for t in trials)
+    assert all(t["feasible"] == (t["active_weights"] <= 3000) for t in trials)
+    for row in front:  # nothing on the front is beaten on both objectives
+        assert not any(
+            o["test_acc"] >= row["test_acc"] and o["active_weights"] < row["active_weights"]
+            for o in trials
+            if o["feasible"] and o["status"] == "done"
+        )
+
+
+def test_same_seed_proposes_the_same_first_trials():
+    spec = parse_spec(
+        {
+            "name": "s",
+            "kind": "snas",
+            "model": {"widths": [300, 100]},
+            "search": {"sampler": "tpe", "seed": 7, "num_samples": 20},
+        }
+    )
+    a = first_proposals(spec, (1, 28, 28), 10, 6)
+    b = first_proposals(spec, (1, 28, 28), 10, 6)
+    reseeded = dataclasses.replace(spec, search=dataclasses.replace(spec.search, seed=8))
+    other = first_proposals(reseeded, (1, 28, 28), 10, 6)
+    assert a == b
+    assert a[:2] == other[:2]  # the warm starts: uniform and ERK at 10%
+    assert a[2:] != other[2:]
+    assert a[0] == {"density_0": 0.1, "density_1": 0.1, "density_out": 0.1}
+
+
+def test_sc_sdc_pairs_match_capacity(cli, tmp_path):
+    result = cli("run", write_spec(tmp_path / "g.yaml", GRID), "--results", tmp_path / "r")
+    assert result.code == 0, result.err
+    trials = rows(tmp_path / "r", "grid-test")
+    assert len(trials) == 2 * 2 * 2
+    pairs: dict[str, dict[str, dict]] = {}
+    for t in trials:
+        pairs.setdefault(t["pair_id"], {})[t["role"]] = t
+    assert len(pairs) == 4
+    for pair in pairs.values():
+        sparse, dense = pair["sparse"], pair["dense"]
+        assert abs(sparse["active_weights"] - dense["active_weights"]) <= 0.01 * dense["active_weights"]
+        assert sparse["widths"] == [48] * sparse["depth"] and dense["density"] == 1.0
+        assert sparse["seed"] == dense["seed"] and sparse["status"] == dense["status"] == "done"
+    by_role = query(
+        ResultsStore(tmp_path / "r"), "SELECT role, avg(test_acc) AS acc FROM trials GROUP BY role"
+    )
+    assert set(by_role["role"]) == {"sparse", "dense"}
+
+
+def test_a_failing_trial_gets_an_error_row_and_the_sweep_finishes(cli, tmp_path):
+    spec = write_spec(
+        tmp_path / "g.yaml",
+        GRID.replace("seeds: [0]}", "seeds: [0], axes: {train.device: [cpu, cuda]}}").replace(
+            "ratios: [0.25, 0.5], depths: [1, 2]", "ratios: [0.5], depths: [1]"
+        ),
+    )
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU, so no trial fails")
+    result = cli("run", spec, "--results", tmp_path / "r")
+    assert result.code == 0, result.err  # not every trial failed
+    trials = rows(tmp_path / "r", "grid-test")
+    failed = [t for t in trials if t["status"] == "error"]
+    assert len(trials) == 4 and len(failed) == 2
+    assert all("no CUDA device" in t["error"] for t in failed)
+    assert all(t["status"] == "done" for t in trials if t not in failed)
+
+
+def test_unreachable_address_is_a_clear_error(cli, tmp_path):
+    result = cli(
+        "run", write_spec(tmp_path / "g.yaml", GRID), "--results", tmp_path / "r", "--address", "127.0.0.1:1"
+    )
+    assert result.code == 2
+    assert "ray.address 127.0.0.1:1: cannot reach 127.0.0.1:1" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_resume_of_an_unknown_sweep(cli, tmp_path):
+    result = cli("resume", "nothing-here", "--results", tmp_path)
+    assert result.code == 2 and "no sweep named 'nothing-here'" in result.err
+
+
+def test_killed_driver_then_resume(tmp_path):
+    """Kill the driver (and its embedded Ray) mid-sweep; `sweep resume` finishes it, rerunning nothing."""
+    spec = write_spec(
+        tmp_path / "g.yaml",
+        GRID.replace("epochs: 2", "epochs: 30").replace("ratios: [0.25, 0.5]", "ratios: [0.25, 0.5, 0.75]"),
+    )
+    results = tmp_path / "r"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "run", str(spec), "--results", str(results)],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and len(_done(results)) < 2:
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {t["trial_key"]: t["started_at"] for t in _done(results)}
+    assert 2 <= len(before) < 12
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "sweep", "resume", "grid-test", "--results", str(results)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    trials = rows(results, "grid-test")
+    planned = {p.config.key for p in sc_sdc_trials(load_spec(spec))}
+    assert sorted(t["trial_key"] for t in trials) == sorted(planned)  # exactly one row per planned trial
+    assert all(t["status"] == "done" for t in trials)
+    for t in trials:  # finished trials were not trained again
+        if t["trial_key"] in before:
+            assert t["started_at"] == before[t["trial_key"]]
+    epochs = query(
+        ResultsStore(results),
+        "SELECT trial_key, count(*) AS n, count(DISTINCT epoch) AS d FROM epochs GROUP BY trial_key",
+    )
+    assert (epochs["n"] == epochs["d"]).all() and set(epochs["n"]) == {31}
+
+
+def _done(results) -> list[dict]:
+    if not (results / "trials").exists():
+        return []
+    try:
+        return [t for t in rows(results, "grid-test") if t["status"] == "done"]
+    except OSError:
+        return []
+
+
+def test_shipped_sweep_specs_expand():
+    grid = load_spec(SPECS / "sc_sdc_mlp_fashion.yaml")
+    assert len(sc_sdc_trials(grid)) == 2 * 5 * 3 * 3 * 3 * 2 * 2
+    for name in ("quickstart", "snas_mlp_fashion", "snas_cnn_fashion"):
+        spec = load_spec(SPECS / f"{name}.yaml")
+        assert spec.kind == "snas" and first_proposals(spec, (1, 28, 28), 10, 3)
+    assert (ROOT / "cluster" / "local_head.sh").exists()
