@@ -11,6 +11,7 @@ a pyarrow.fs URI (s3://, gs://).
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Sequence
@@ -199,6 +200,23 @@ class ResultsStore:
             return None
         with self.fs.open_input_stream(path) as stream:
             return stream.readall().decode()
+
+    # ------------------------------------------------------------------------------ sweep bookkeeping
+    def sweep_state(self, name: str) -> dict | None:
+        """A sweep's resolved spec and stage, as `sweep run` left them (None if it never ran here)."""
+        text = self.read_text(f"_sweeps/{name}.json") if self.exists() else None
+        return json.loads(text) if text else None
+
+    def save_sweep_state(self, state: dict) -> None:
+        self.write_text(f"_sweeps/{state['name']}.json", json.dumps(state, indent=1))
+
+    def sweep_states(self) -> list[dict]:
+        folder = f"{self.base}/_sweeps"
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(folder))
+        names = sorted(i.base_name.removesuffix(".json") for i in infos if i.base_name.endswith(".json"))
+        return [state for state in map(self.sweep_state, names) if state]
 
     # ----------------------------------------------------------------------------------------- reading
     def rows(self, table: str, sweep: str) -> list[dict]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import socket
@@ -220,7 +219,7 @@ def run_sweep(spec: SweepSpec, results: str, address: str | None = None, echo: E
     """Run a sweep from the start (grids skip trials already done in the tables)."""
     store = ResultsStore(results)
     store.check_writable()
-    state = _read_state(store, spec.name)
+    state = store.sweep_state(spec.name)
     if state and state["stage"] != "done":
         raise UserError(
             f"sweep {spec.name} in {results} was interrupted; continue it with "
@@ -241,9 +240,9 @@ def run_sweep(spec: SweepSpec, results: str, address: str | None = None, echo: E
 def resume_sweep(name: str, results: str, address: str | None = None, echo: Echo = print) -> SweepResult:
     """Continue an interrupted sweep: restore its Tune state, rerun no finished trial."""
     store = ResultsStore(results)
-    state = _read_state(store, name)
+    state = store.sweep_state(name)
     if state is None:
-        known = ", ".join(s["name"] for s in _all_states(store)) or "none"
+        known = ", ".join(s["name"] for s in store.sweep_states()) or "none"
         raise UserError(f"no sweep named {name!r} in {results} (sweeps there: {known})")
     if state["stage"] == "done":
         echo(f"sweep {name} is already complete")
@@ -262,10 +261,10 @@ def _run(
             data = _load_data(spec, planned)
             for stage in todo:
                 state["stage"] = stage
-                _write_state(store, state)
+                store.save_sweep_state(state)
                 _run_stage(spec, store, stage, data, planned, echo, resume=resume)
         state["stage"] = "done"
-        _write_state(store, state)
+        store.save_sweep_state(state)
     rows = store.rows("trials", spec.name)
     return SweepResult(spec.name, state["spec"], store.root, time.perf_counter() - started, rows)
 
@@ -441,26 +440,6 @@ def _storage(spec: SweepSpec, store: ResultsStore) -> str:
     if spec.ray.storage:
         return spec.ray.storage
     return f"{store.root.rstrip('/')}/_tune" if "://" in store.root else os.path.join(store.base, "_tune")
-
-
-def _read_state(store: ResultsStore, name: str) -> dict | None:
-    text = store.read_text(f"_sweeps/{name}.json") if store.exists() else None
-    return json.loads(text) if text else None
-
-
-def _write_state(store: ResultsStore, state: dict) -> None:
-    store.write_text(f"_sweeps/{state['name']}.json", json.dumps(state, indent=1))
-
-
-def _all_states(store: ResultsStore) -> list[dict]:
-    import pyarrow.fs as pafs
-
-    folder = f"{store.base}/_sweeps"
-    if not store.exists() or store.fs.get_file_info(folder).type != pafs.FileType.Directory:
-        return []
-    infos = store.fs.get_file_info(pafs.FileSelector(folder))
-    names = sorted(i.base_name[: -len(".json")] for i in infos if i.base_name.endswith(".json"))
-    return [s for s in (_read_state(store, n) for n in names) if s]
 
 
 # ------------------------------------------------------------------------------------------- Ray itself
