@@ -32,6 +32,7 @@ data:
 
 demo: install data
 	$(BIN)/sweep run search_spaces/quickstart.yaml
+	$(BIN)/sweep report quickstart
 
 test: install
 	$(BIN)/python -m pytest

@@ -100,6 +100,20 @@ def _parser() -> argparse.ArgumentParser:
     results_arg(p)
     p.add_argument("--address", default=None, help="as for run")
 
+    p = command("report", _report, "Write a sweep's figures and report.md from its tables.")
+    p.add_argument("name", help="the sweep's name")
+    results_arg(p)
+    p.add_argument("--out", metavar="DIR", help="where to write (default: <results>/reports/<name>)")
+
+    for name, help_text in (
+        ("status", "The sweeps under a results folder, or one sweep in detail."),
+        ("list", "The sweeps under a results folder (same as status with no name)."),
+    ):
+        p = command(name, _status, help_text)
+        if name == "status":
+            p.add_argument("name", nargs="?", help="a sweep's name, for its details")
+        results_arg(p)
+
     p = command("query", _query, "Run DuckDB SQL over the tables trials, epochs and layers.")
     p.add_argument("sql")
     results_arg(p)
@@ -197,9 +211,9 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _finish(spec: object, result: object) -> int:
     """Leaderboard, timing and where the tables are; non-zero when every trial failed."""
-    from sweep.summary import leaderboard, timing_line
+    from sweep.summary import leaderboard, sweep_metric, timing_line
 
-    metric = spec.search.metric if spec.kind == "snas" else "test_acc"
+    metric = sweep_metric(result.spec, spec.kind)
     print(f"\nleaderboard of {spec.name} (by {metric}):")
     _print_frame(leaderboard(result.trials, metric), "table")
     print(timing_line(result.trials, result.wall_s))
@@ -210,6 +224,47 @@ def _finish(spec: object, result: object) -> int:
     )
     failed = [r for r in result.trials if r["status"] == "error"]
     return 1 if result.trials and len(failed) == len(result.trials) else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sweep.report import write_report
+    from sweep.results import ResultsStore
+
+    store = ResultsStore(args.results)
+    local = "://" not in args.results
+    out = Path(args.out) if args.out else (Path(args.results) if local else Path(".")) / "reports" / args.name
+    path = write_report(store, args.name, out)
+    print(f"report of {args.name}: {path}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sweep.results import ResultsStore
+    from sweep.summary import leaderboard, status_table, sweep_metric
+
+    store = ResultsStore(args.results)
+    if not store.exists():
+        raise UserError(f"--results {args.results}: no results there yet (run 'sweep train' or 'sweep run')")
+    names = [args.name] if getattr(args, "name", None) else store.sweeps()
+    states = {
+        s["name"]: s
+        for s in store.sweep_states()
+        if not getattr(args, "name", None) or s["name"] == args.name
+    }
+    rows = {name: store.rows("trials", name) for name in names}
+    if getattr(args, "name", None) and not rows[args.name] and args.name not in states:
+        known = ", ".join(store.sweeps()) or "none"
+        raise UserError(f"no sweep named {args.name!r} in {args.results} (sweeps there: {known})")
+    _print_frame(status_table(rows, states), "table")
+    if getattr(args, "name", None):
+        spec = states.get(args.name, {}).get("spec", {})
+        kind = spec.get("kind") or (rows[args.name][0]["kind"] if rows[args.name] else "single")
+        metric = sweep_metric(spec, kind)
+        print(f"\nbest trials (by {metric}):")
+        _print_frame(leaderboard(rows[args.name], metric, top=5), "table")
+    return 0
 
 
 def _query(args: argparse.Namespace) -> int:

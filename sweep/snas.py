@@ -163,29 +163,6 @@ def first_proposals(spec: SweepSpec, input_shape: Sequence[int], num_classes: in
     return [{k: v for k, v in p.items() if k != PLANNED} for p in proposals]
 
 
-def pareto_keys(rows: Sequence[Mapping[str, Any]], metric: str) -> set[str]:
-    """Trials no other finished trial beats on both accuracy (up) and active weights (down)."""
-    usable = [
-        r
-        for r in rows
-        if r["status"] == "done"
-        and r.get(metric) is not None
-        and math.isfinite(r[metric])
-        and r.get("feasible") is not False
-    ]
-    front = set()
-    for row in usable:
-        dominated = any(
-            other[metric] >= row[metric]
-            and other["active_weights"] <= row["active_weights"]
-            and (other[metric] > row[metric] or other["active_weights"] < row["active_weights"])
-            for other in usable
-        )
-        if not dominated:
-            front.add(row["trial_key"])
-    return front
-
-
 def baseline_trials(
     best: Mapping[str, Any], input_shape: Sequence[int], num_classes: int
 ) -> list[PlannedTrial]:

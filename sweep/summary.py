@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -43,3 +45,58 @@ def timing_line(rows: Sequence[dict], wall_s: float) -> str:
     total = sum(r["wall_s"] or 0.0 for r in rows)
     ratio = f", {total / wall_s:.1f}x parallel" if wall_s > 0 and total else ""
     return f"{len(rows)} trials: {wall_s:.1f}s wall, {total:.1f}s of trial time{ratio}"
+
+
+def status_table(rows_by_sweep: dict[str, list[dict]], states: dict[str, dict]) -> pd.DataFrame:
+    """One line per sweep: kind, stage, trials by status, the best so far and the last update."""
+    lines = []
+    for name in sorted(set(rows_by_sweep) | set(states)):
+        rows = rows_by_sweep.get(name, [])
+        state = states.get(name, {})
+        kind = state.get("spec", {}).get("kind") or (rows[0]["kind"] if rows else "-")
+        metric = sweep_metric(state.get("spec", {}), kind)
+        counts = pd.Series([r["status"] for r in rows], dtype="object").value_counts()
+        scores = [r[metric] for r in rows if r["status"] == "done" and r.get(metric) is not None]
+        ended = [r["ended_at"] for r in rows if r.get("ended_at") is not None]
+        lines.append(
+            {
+                "sweep": name,
+                "kind": kind,
+                "stage": {"done": "complete", None: "-"}.get(
+                    state.get("stage"), f"{state.get('stage')}: running or interrupted"
+                ),
+                "trials": len(rows),
+                **{status: int(counts.get(status, 0)) for status in ("done", "stopped", "diverged", "error")},
+                "best": f"{metric} {max(scores):.4f}" if scores else "-",
+                "updated": max(ended).strftime("%Y-%m-%d %H:%M") if ended else "-",
+            }
+        )
+    return pd.DataFrame(lines)
+
+
+def sweep_metric(spec: dict, kind: str) -> str:
+    """The metric a sweep ranks by: the search's for SNAS, test accuracy otherwise."""
+    return (spec.get("search") or {}).get("metric", "val_acc") if kind == "snas" else "test_acc"
+
+
+def pareto_keys(rows: Sequence[Mapping[str, Any]], metric: str) -> set[str]:
+    """Trials no other finished trial beats on both accuracy (up) and active weights (down)."""
+    usable = [
+        r
+        for r in rows
+        if r["status"] == "done"
+        and r.get(metric) is not None
+        and math.isfinite(r[metric])
+        and r.get("feasible") is not False
+    ]
+    front = set()
+    for row in usable:
+        dominated = any(
+            other[metric] >= row[metric]
+            and other["active_weights"] <= row["active_weights"]
+            and (other[metric] > row[metric] or other["active_weights"] < row["active_weights"])
+            for other in usable
+        )
+        if not dominated:
+            front.add(row["trial_key"])
+    return front

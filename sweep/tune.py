@@ -43,6 +43,7 @@ from sweep.records import PlannedTrial, TrialMeta, TrialRecorder, facts_from_dic
 from sweep.results import EPOCHS, ResultsStore  # noqa: E402
 from sweep.sc_sdc import sc_sdc_trials  # noqa: E402
 from sweep.spec import DatasetSpec, SweepSpec, config_to_dict, parse_spec, parse_trial  # noqa: E402
+from sweep.summary import pareto_keys  # noqa: E402
 from sweep.train import train_trial  # noqa: E402
 
 Echo = Callable[[str], None]
@@ -421,7 +422,7 @@ def _best(rows: list[dict], metric: str) -> dict | None:
 
 def _mark_pareto(store: ResultsStore, spec: SweepSpec) -> None:
     rows = [r for r in store.rows("trials", spec.name) if r["role"] in ("search", "warm_start")]
-    front = snas.pareto_keys(rows, spec.search.metric)
+    front = pareto_keys(rows, spec.search.metric)
     for row in rows:
         flag = row["trial_key"] in front
         if row["pareto"] is not flag:

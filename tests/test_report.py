@@ -1,0 +1,140 @@
+"""Reports and status from the tables of real small sweeps: the numbers equal an independent computation."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+from scipy import stats
+
+from .conftest import write_spec
+
+pytestmark = pytest.mark.slow
+
+GRID = """
+name: grid
+kind: sc_sdc
+dataset: {name: synthetic, subset: 600}
+train: {lr: 0.05, epochs: 3, batch_size: 64}
+egf: {samples: 128}
+grid:
+  {sparse_width: 40, ratios: [0.25, 0.5], depths: [1], seeds: [0, 1], axes: {train.optimizer: [sgd, adam]}}
+"""
+SNAS = """
+name: search
+kind: snas
+dataset: {name: synthetic, subset: 600}
+model: {widths: [32, 16]}
+train: {optimizer: momentum, lr: 0.05, epochs: 2, batch_size: 64}
+egf: {samples: 128}
+search: {num_samples: 5, sampler: random, density_levels: [0.1, 0.3, 0.6, 1.0], seed: 0, baselines: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    from sweep.cli import main
+
+    root = tmp_path_factory.mktemp("report")
+    for name, text in (("grid", GRID), ("search", SNAS)):
+        assert main(["run", str(write_spec(root / f"{name}.yaml", text)), "--results", str(root / "r")]) == 0
+    return root / "r"
+
+
+def md_table(report: str, name: str) -> pd.DataFrame:
+    """Read back one table of report.md."""
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"Table `{name}`"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    header, body = rows[0], rows[2:]
+    return pd.DataFrame(body, columns=header)
+
+
+def test_sc_sdc_report_numbers_match_duckdb(results, cli, tmp_path):
+    out = tmp_path / "grid-report"
+    result = cli("report", "grid", "--results", results, "--out", out)
+    assert result.code == 0, result.err
+    report = (out / "report.md").read_text()
+    for figure in ("sc_sdc_accuracy.png", "gradient_flow.png", "curves.png"):
+        assert (out / figure).stat().st_size > 10_000
+        assert f"]({figure})" in report
+    assert "Not an SNAS sweep" in report
+
+    pairs = duckdb.sql(f"""
+        SELECT s.optimizer, s.test_acc AS sparse, d.test_acc AS dense
+        FROM read_parquet('{results}/trials/sweep=grid/*.parquet') s
+        JOIN read_parquet('{results}/trials/sweep=grid/*.parquet') d USING (pair_id)
+        WHERE s.role = 'sparse' AND d.role = 'dense' ORDER BY pair_id""").df()
+    table = md_table(report, "sc_sdc_tests").set_index("optimizer")
+    for cell, group in [*pairs.groupby("optimizer"), ("all", pairs)]:
+        diff = group["sparse"] - group["dense"]
+        row = table.loc[cell]
+        assert int(row["pairs"]) == len(group) == (4 if cell != "all" else 8)
+        assert float(row["sparse_wins"]) == pytest.approx((diff > 0).mean(), abs=1e-3)
+        expected = stats.wilcoxon(diff, alternative="greater").pvalue if (diff != 0).any() else 1.0
+        assert float(row["p_wilcoxon"]) == pytest.approx(expected, rel=1e-3)
+        assert float(row["sparse_acc"]) == pytest.approx(group["sparse"].mean(), rel=1e-3)
+
+
+def test_gradient_flow_taus_match_scipy(results, cli, tmp_path):
+    out = tmp_path / "grid-report"
+    assert cli("report", "grid", "--results", results, "--out", out).code == 0
+    table = md_table((out / "report.md").read_text(), "gradient_flow")
+    trials = pd.read_parquet(results / "trials")
+    trials = trials[(trials["sweep"] == "grid") & (trials["status"] == "done")]
+    sparse = trials["density"] < 1
+    for group, frame in (("sparse", trials[sparse]), ("dense", trials[~sparse])):
+        for measure in ("gf1", "gf2", "egf1", "egf2"):
+            row = table[(table["group"] == group) & (table["measure"] == measure)].iloc[0]
+            tau, p = stats.kendalltau(frame[f"{measure}_mean"], frame["test_acc"])
+            assert float(row["tau_acc"]) == pytest.approx(tau, abs=1e-3)
+            assert float(row["p_acc"]) == pytest.approx(p, rel=1e-3, abs=1e-4)
+            assert int(row["n"]) == len(frame)
+
+
+def test_snas_report_draws_the_search(results, cli, tmp_path):
+    out = tmp_path / "search-report"
+    result = cli("report", "search", "--results", results, "--out", out)
+    assert result.code == 0, result.err
+    report = (out / "report.md").read_text()
+    assert (out / "snas.png").exists() and "](snas.png)" in report
+    assert "Not an SC-SDC sweep" in report
+    best = md_table(report, "snas_best")
+    top = duckdb.sql(f"""SELECT max(val_acc) FROM read_parquet('{results}/trials/sweep=search/*.parquet')
+                         WHERE role IN ('search', 'warm_start') AND status = 'done'""").fetchall()[0][0]
+    assert float(best["val_acc"].iloc[0]) == pytest.approx(top, abs=1e-4)
+    baselines = md_table(report, "snas_baselines")
+    assert set(baselines["role"]) == {"search", "baseline_uniform", "baseline_erk", "baseline_dense"} or set(
+        baselines["role"]
+    ) == {"warm_start", "baseline_uniform", "baseline_erk", "baseline_dense"}
+    front = md_table(report, "snas_front")
+    flagged = duckdb.sql(f"""SELECT count(*) FROM read_parquet('{results}/trials/sweep=search/*.parquet')
+                             WHERE pareto""").fetchall()[0][0]
+    assert len(front) == flagged > 0
+
+
+def test_report_on_a_missing_sweep(results, cli, tmp_path):
+    result = cli("report", "nope", "--results", results, "--out", tmp_path / "x")
+    assert result.code == 2
+    assert "sweep 'nope' has no trials" in result.err and "grid, search" in result.err
+    empty = cli("report", "nope", "--results", tmp_path / "nothing")
+    assert empty.code == 2 and "has no trials" in empty.err
+
+
+def test_status_counts_match_the_tables(results, cli):
+    listing = cli("status", "--results", results)
+    assert listing.code == 0, listing.err
+    counts = duckdb.sql(f"""SELECT sweep, count(*) FROM read_parquet('{results}/trials/*/*.parquet',
+                            hive_partitioning = true) GROUP BY sweep ORDER BY sweep""").fetchall()
+    for sweep, n in counts:
+        line = next(line for line in listing.out.splitlines() if line.split()[0] == sweep)
+        assert f" {n} " in line and "complete" in line
+    assert cli("list", "--results", results).out == listing.out
+    detail = cli("status", "grid", "--results", results)
+    assert detail.code == 0 and "best trials (by test_acc)" in detail.out
+    missing = cli("status", "nope", "--results", results)
+    assert missing.code == 2 and "no sweep named 'nope'" in missing.err
