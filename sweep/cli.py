@@ -114,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("name", nargs="?", help="a sweep's name, for its details")
         results_arg(p)
 
+    p = command("bench", _bench, "Measure the trainer and the sweep layer against hand-written baselines.")
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats (about a minute)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--out", metavar="FILE.json", help="also write the figures as JSON")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these comparisons")
+
     p = command("query", _query, "Run DuckDB SQL over the tables trials, epochs and layers.")
     p.add_argument("sql")
     results_arg(p)
@@ -264,6 +270,20 @@ def _status(args: argparse.Namespace) -> int:
         metric = sweep_metric(spec, kind)
         print(f"\nbest trials (by {metric}):")
         _print_frame(leaderboard(rows[args.name], metric, top=5), "table")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from sweep.bench import GOALS, run_bench, write_json
+
+    unknown = sorted(set(args.only or ()) - set(GOALS))
+    if unknown:
+        raise UserError(f"--only {', '.join(unknown)}: unknown; choose from {', '.join(GOALS)}")
+    print("ratio            min / median / max (each A and B measured side by side, alternating)")
+    record = run_bench(args.device, args.quick, only=args.only)
+    if args.out:
+        write_json(record, args.out)
+        print(f"written to {args.out}")
     return 0
 
 

@@ -79,11 +79,13 @@ def init_layer_(layer: nn.Module, method: str, fan_in: int, fan_out: int, genera
 
 
 class MaskEnforcer:
-    """Keeps masked weights exactly zero: masks gradients before each step and weights after it.
+    """Keeps masked weights exactly zero by masking the gradients before every optimizer step.
 
-    With the gradient masked, no optimizer state (momentum, Adam moments, weight decay) can move a masked
-    weight; masking the weight after the step keeps the invariant even through NaN or inf. One fused
-    multiply per step covers all layers.
+    A masked weight starts at 0.0 and its gradient is 0.0, so momentum, Adam and RMSProp moments, Adagrad
+    sums and weight decay (coupled or decoupled) all leave it at exactly 0.0: every update is a product with
+    zero. One fused multiply per step covers all layers. `mask_weights` re-applies the masks to the weights;
+    the trainer calls it once per epoch as a safety net (it changes nothing unless a non-finite value crept
+    in), which is much cheaper than once per step.
     """
 
     def __init__(self, layers: list[nn.Module]) -> None:
@@ -92,10 +94,8 @@ class MaskEnforcer:
         self._masks = [layer.mask for layer in masked]
 
     def mask_gradients(self) -> None:
-        pairs = [(w.grad, m) for w, m in zip(self._weights, self._masks, strict=True) if w.grad is not None]
-        if pairs:
-            grads, masks = zip(*pairs, strict=True)
-            torch._foreach_mul_(list(grads), list(masks))
+        if self._weights:
+            torch._foreach_mul_([w.grad for w in self._weights], self._masks)
 
     @torch.no_grad()
     def mask_weights(self) -> None:

@@ -61,42 +61,35 @@ def _pooled(size: int) -> int:
     return size // 2 if size >= 4 else size
 
 
-class Block(nn.Module):
-    """weight layer → [batch norm] → activation → [skip add] → [pool] → [dropout]"""
+class Residual(nn.Module):
+    """x + f(x): a skip connection around a block whose input and output widths match."""
 
-    def __init__(
-        self, layer: nn.Module, norm: nn.Module, act: nn.Module, pool: nn.Module, drop: nn.Module, skip: bool
-    ) -> None:
+    def __init__(self, body: nn.Module) -> None:
         super().__init__()
-        self.layer, self.norm, self.act, self.pool, self.drop = layer, norm, act, pool, drop
-        self.skip = skip
+        self.body = body
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.norm(self.layer(x)))
-        if self.skip:
-            h = h + x
-        return self.drop(self.pool(h))
+        return x + self.body(x)
 
 
 class SparseNet(nn.Module):
-    """Hidden blocks, then a linear output layer. `weight_layers` lists every masked kernel in order."""
+    """A plain `nn.Sequential` body (no per-step overhead beyond it) that knows its weight layers.
 
-    def __init__(self, blocks: list[Block], head: nn.Module, flat_input: bool) -> None:
+    Hidden block: weight layer → [batch norm] → activation (→ + input, with skips) → [max-pool] → [dropout];
+    then the linear output layer. `weight_layers` lists every masked kernel in order.
+    """
+
+    def __init__(self, body: nn.Sequential, weight_layers: list[nn.Module]) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.head = head
-        self.flat_input = flat_input
+        self.body = body
+        self._weight_layers = tuple(weight_layers)  # the same modules as in body, listed in order
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.flat_input:
-            x = x.flatten(1)
-        for block in self.blocks:
-            x = block(x)
-        return self.head(x.flatten(1))
+        return self.body(x)
 
     @property
     def weight_layers(self) -> list[nn.Module]:
-        return [block.layer for block in self.blocks] + [self.head]
+        return list(self._weight_layers)
 
     @property
     def active_weights(self) -> int:
@@ -140,15 +133,19 @@ def build_model(spec: ModelSpec, input_shape: Sequence[int], num_classes: int, s
 
     conv = spec.family == "cnn"
     size = input_shape[1]
-    blocks = []
+    body: list[nn.Module] = [] if conv else [nn.Flatten()]
     for layer, shape in zip(layers[:-1], shapes[:-1], strict=True):
         width, fan_in = shape[0], shape[1]
-        pool = nn.Identity()
+        block = [layer]
+        if spec.batchnorm:
+            block.append(nn.BatchNorm2d(width) if conv else nn.BatchNorm1d(width))
+        block.append(ACTIVATIONS[spec.activation]())
+        body += [Residual(nn.Sequential(*block))] if spec.skip and width == fan_in else block
         if conv and _pooled(size) != size:
-            pool, size = nn.MaxPool2d(2), _pooled(size)
-        norm = (nn.BatchNorm2d(width) if conv else nn.BatchNorm1d(width)) if spec.batchnorm else nn.Identity()
-        drop = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
-        blocks.append(
-            Block(layer, norm, ACTIVATIONS[spec.activation](), pool, drop, skip=spec.skip and width == fan_in)
-        )
-    return SparseNet(blocks, layers[-1], flat_input=not conv)
+            body.append(nn.MaxPool2d(2))
+            size = _pooled(size)
+        if spec.dropout > 0:
+            body.append(nn.Dropout(spec.dropout))
+    if conv:
+        body.append(nn.Flatten())
+    return SparseNet(nn.Sequential(*body, layers[-1]), layers)

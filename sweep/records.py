@@ -165,7 +165,9 @@ class TrialRecorder:
         """The trainer's callback."""
         self.add_epoch(report.metrics, report.layers, facts)
 
-    def finish(self, status: str, error: str | None = None, **extra: object) -> dict:
+    def finish(
+        self, status: str, error: str | None = None, *, ended_at: datetime | None = None, **extra: object
+    ) -> dict:
         """Write the trial's `trials` row (with any extra columns, such as pareto) and return it."""
         row = trial_row(
             self.config,
@@ -175,7 +177,7 @@ class TrialRecorder:
             facts=self.facts,
             epochs=self.epochs,
             started_at=self.started_at,
-            ended_at=datetime.now(UTC),
+            ended_at=ended_at or datetime.now(UTC),
         )
         row.update(extra)
         self.store.write("trials", self.sweep, self.key, [row])

@@ -27,8 +27,8 @@ from sweep.masks import active_weights, erk_densities
 from sweep.models import weight_shapes
 from sweep.records import PlannedTrial, TrialMeta
 from sweep.spec import SweepSpec, TrialConfig, config_to_dict, parse_trial, with_settings
+from sweep.worker import PLANNED
 
-PLANNED = "sweep_trial"  # the Tune config key that carries a fully resolved trial
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

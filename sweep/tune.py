@@ -11,12 +11,12 @@ fill while the sweep runs. The sweep's spec and stage states live in `<results>/
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +32,6 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 import ray  # noqa: E402
-import torch  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
@@ -42,62 +41,30 @@ from sweep.errors import UserError  # noqa: E402
 from sweep.records import PlannedTrial, TrialMeta, TrialRecorder, facts_from_dict  # noqa: E402
 from sweep.results import EPOCHS, ResultsStore  # noqa: E402
 from sweep.sc_sdc import sc_sdc_trials  # noqa: E402
-from sweep.spec import DatasetSpec, SweepSpec, config_to_dict, parse_spec, parse_trial  # noqa: E402
+from sweep.spec import SweepSpec, config_to_dict, parse_spec, parse_trial  # noqa: E402
 from sweep.summary import pareto_keys  # noqa: E402
-from sweep.train import train_trial  # noqa: E402
+from sweep.worker import PLANNED, dataset_key, run_planned_trial, trial_name  # noqa: E402
 
 Echo = Callable[[str], None]
 _EPOCH_COLUMNS = [name for name in EPOCHS.names if name != "trial_key"]
-
-
-# ------------------------------------------------------------------------------------------ the trainable
-
-
-def run_planned_trial(
-    config: dict, data: Mapping[str, ArrayDataset], threads: int, finished: Mapping[str, dict]
-) -> None:
-    """Tune function trainable: the core trainer, reporting every epoch to the driver."""
-    trial = parse_trial(config[snas.PLANNED]["config"])
-    if trial.key in finished:  # done before an interruption: hand its result to the searcher, train nothing
-        tune.report({**finished[trial.key], "replayed": True})
-        return
-    torch.set_num_threads(threads)
-    started = time.time()
-
-    def on_epoch(report: Any, facts: Any) -> None:
-        tune.report(
-            {
-                **report.metrics,
-                "layers": report.layers,
-                "facts": dataclasses.asdict(facts),
-                "diverged": report.diverged,
-                "active_weights": facts.active_weights,
-                "trial_key": trial.key,
-                "trial_started": started,
-            }
-        )
-
-    train_trial(trial, data=data[dataset_key(trial.dataset)], on_epoch=on_epoch)
-
-
-def dataset_key(spec: DatasetSpec) -> str:
-    return f"{spec.name}|{spec.data_dir}|{spec.download}"
-
-
-def _trial_name(trial: tune.experiment.Trial) -> str:
-    return f"trial_{trial.trial_id}"
 
 
 # ------------------------------------------------------------------------------------- driver callbacks
 
 
 class ResultsCallback(tune.Callback):
-    """Writes each trial's rows as its reports arrive, and its `trials` row when it ends."""
+    """Writes each trial's rows as its reports arrive, and its `trials` row when it ends.
+
+    The writes run on one background thread, in order: a worker's `tune.report` waits for the driver to
+    take its result, so the driver's loop must not wait for Parquet files.
+    """
 
     def __init__(self, results: str, sweep: str, max_active_weights: int | None = None) -> None:
         self.results, self.sweep, self.max_active_weights = results, sweep, max_active_weights
         self._recorders: dict[str, TrialRecorder] = {}
         self._store: ResultsStore | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
 
     def __getstate__(self) -> dict:  # pickled into Tune's experiment state: keep only the settings
         return {"results": self.results, "sweep": self.sweep, "max_active_weights": self.max_active_weights}
@@ -109,11 +76,17 @@ class ResultsCallback(tune.Callback):
         if fresh or trial.trial_id not in self._recorders:
             if self._store is None:
                 self._store = ResultsStore(self.results)
-            entry = trial.config[snas.PLANNED]
+            entry = trial.config[PLANNED]
             self._recorders[trial.trial_id] = TrialRecorder(
                 self._store, self.sweep, parse_trial(entry["config"]), TrialMeta(**entry["meta"])
             )
         return self._recorders[trial.trial_id]
+
+    def _write(self, action: Callable[..., object], *args: object, **kwargs: object) -> None:
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-results")
+        self._pending = [f for f in self._pending if not f.done() or f.exception()]
+        self._pending.append(self._writer.submit(action, *args, **kwargs))
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._recorder(trial, fresh=True)
@@ -122,9 +95,8 @@ class ResultsCallback(tune.Callback):
         if not result.get("replayed"):
             metrics = {name: result.get(name) for name in _EPOCH_COLUMNS}
             started = datetime.fromtimestamp(result["trial_started"], UTC)
-            self._recorder(trial).add_epoch(
-                metrics, result["layers"], facts_from_dict(result["facts"]), started
-            )
+            facts = facts_from_dict(result["facts"])
+            self._write(self._recorder(trial).add_epoch, metrics, result["layers"], facts, started)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}
@@ -136,12 +108,22 @@ class ResultsCallback(tune.Callback):
         else:
             status = "done" if last.get("epoch") == recorder.config.train.epochs else "stopped"
         extra = {}
-        if self.max_active_weights is not None and recorder.facts is not None:
-            extra["feasible"] = recorder.facts.active_weights <= self.max_active_weights
-        recorder.finish(status, **extra)
+        if self.max_active_weights is not None and last.get("active_weights") is not None:
+            extra["feasible"] = last["active_weights"] <= self.max_active_weights
+        self._write(recorder.finish, status, ended_at=datetime.now(UTC), **extra)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._recorder(trial).finish("error", _error_message(trial))
+        self._write(self._recorder(trial).finish, "error", _error_message(trial), ended_at=datetime.now(UTC))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Every row is on disk before the sweep returns; a failed write fails the sweep."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        failures = [f.exception() for f in self._pending if f.exception()]
+        self._pending = []
+        if failures:
+            raise failures[0]
 
 
 def _error_message(trial: Any) -> str:
@@ -258,12 +240,14 @@ def _run(
     stages = ["main", "baselines"] if spec.kind == "snas" and spec.search.baselines else ["main"]
     todo = stages[stages.index(state["stage"]) :] if state["stage"] in stages else []
     if todo:
-        with ray_session(address or spec.ray.address, spec, echo):
-            data = _load_data(spec, planned)
-            for stage in todo:
-                state["stage"] = stage
-                store.save_sweep_state(state)
-                _run_stage(spec, store, stage, data, planned, echo, resume=resume)
+        with ThreadPoolExecutor(max_workers=1) as loader:
+            loading = loader.submit(_load_data, spec, planned)  # reads the data while Ray starts
+            with ray_session(address or spec.ray.address, spec, echo):
+                data = loading.result()
+                for stage in todo:
+                    state["stage"] = stage
+                    store.save_sweep_state(state)
+                    _run_stage(spec, store, stage, data, planned, echo, resume=resume)
         state["stage"] = "done"
         store.save_sweep_state(state)
     rows = store.rows("trials", spec.name)
@@ -302,8 +286,8 @@ def _run_stage(
         settings = {
             "reuse_actors": True,
             "max_concurrent_trials": spec.ray.max_concurrent_trials,
-            "trial_name_creator": _trial_name,
-            "trial_dirname_creator": _trial_name,
+            "trial_name_creator": trial_name,
+            "trial_dirname_creator": trial_name,
         }
         if spec.kind == "snas" and stage == "main":
             settings["max_concurrent_trials"] = spec.ray.max_concurrent_trials or _slots(spec)
@@ -327,7 +311,7 @@ def _run_stage(
             grid = tune.grid_search([snas.planned_entry(p) for p in todo])
             tuner = tune.Tuner(
                 trainable,
-                param_space={snas.PLANNED: grid},
+                param_space={PLANNED: grid},
                 run_config=run_config,
                 tune_config=tune.TuneConfig(**settings),
             )

@@ -1,0 +1,59 @@
+"""What runs on a Ray worker: the Tune function trainable around the core trainer.
+
+Kept apart from the driver's modules so that a worker imports only torch, Ray Tune and the core (no Optuna,
+no DuckDB, no pandas): a new worker is ready sooner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from ray import tune
+
+from sweep.data import ArrayDataset
+from sweep.spec import DatasetSpec, parse_trial
+from sweep.train import EpochReport, TrialFacts, train_trial
+
+# The Tune config key that carries a fully resolved trial: {"config": ..., "meta": ...}
+PLANNED = "sweep_trial"
+
+
+def run_planned_trial(
+    config: dict, data: Mapping[str, ArrayDataset], threads: int, finished: Mapping[str, dict]
+) -> None:
+    """Tune function trainable: the core trainer, reporting every epoch to the driver."""
+    trial = parse_trial(config[PLANNED]["config"])
+    if trial.key in finished:  # done before an interruption: hand its result to the searcher, train nothing
+        tune.report({**finished[trial.key], "replayed": True})
+        return
+    torch.set_num_threads(threads)
+    started = time.time()
+
+    def on_epoch(report: EpochReport, facts: TrialFacts) -> None:
+        tune.report(
+            {
+                **report.metrics,
+                "layers": report.layers,
+                "facts": dataclasses.asdict(facts),
+                "diverged": report.diverged,
+                "active_weights": facts.active_weights,
+                "trial_key": trial.key,
+                "trial_started": started,
+            }
+        )
+
+    train_trial(trial, data=data[dataset_key(trial.dataset)], on_epoch=on_epoch)
+
+
+def dataset_key(spec: DatasetSpec) -> str:
+    """Trials that read the same files share one loaded copy of the data set."""
+    return f"{spec.name}|{spec.data_dir}|{spec.download}"
+
+
+def trial_name(trial: Any) -> str:
+    """Short Tune trial names and folders (the default spells out the whole config)."""
+    return f"trial_{trial.trial_id}"

@@ -1,0 +1,36 @@
+"""`sweep bench --quick`: every comparison yields a finite ratio and the JSON has the documented keys.
+
+Speed itself is not asserted: these machines are too noisy for that. The figures go in the README."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from .conftest import needs_fashion
+
+pytestmark = [pytest.mark.slow, needs_fashion]
+KEYS = ("masking_ratio", "data_speedup", "egf_overhead", "sweep_overhead", "peak_fraction", "sparse_speedup")
+
+
+def test_quick_bench_reports_every_ratio(cli, tmp_path):
+    out = tmp_path / "bench.json"
+    result = cli("bench", "--quick", "--out", out)
+    assert result.code == 0, result.err
+    record = json.loads(out.read_text())
+    for key in KEYS:
+        stats = record[key]
+        assert set(stats) == {"min", "median", "max"}
+        assert all(math.isfinite(v) and v > 0 for v in stats.values()), key
+        assert stats["min"] <= stats["median"] <= stats["max"]
+        assert key in result.out
+        assert record["raw"][key], key
+    assert {"cpu", "threads", "device"} <= set(record["machine"])
+    assert record["raw"]["sweep_overhead"]["trials"] >= 2
+
+
+def test_bench_rejects_an_unknown_comparison(cli):
+    result = cli("bench", "--only", "nonsense")
+    assert result.code == 2 and "--only nonsense: unknown" in result.err
