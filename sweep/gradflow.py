@@ -104,13 +104,17 @@ def measure_flow(
                 total = list(grads) if total is None else [t + g for t, g in zip(total, grads, strict=True)]
     finally:
         model.train(was_training)
-    return flow_from_gradients(total, [layer.mask for layer in layers])
+    return flow_from_gradients(total, [layer.dense_mask() for layer in layers])
 
 
 @contextlib.contextmanager
 def probe_kernels(layers: Sequence[nn.Module]) -> Iterator[list[torch.Tensor]]:
-    """The full kernels to differentiate against: masked positions included, so gf1 and gf2 are exact."""
-    yield [layer.dense_weight() for layer in layers]
+    """The full kernels to differentiate against: masked positions included, so gf1 and gf2 are exact.
+
+    A sparse layer runs this one pass on a dense copy of its kernel (one dense product per layer and epoch).
+    """
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(layer.probing()) for layer in layers]
 
 
 @contextlib.contextmanager

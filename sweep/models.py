@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from sweep import masks
-from sweep.layers import MaskedConv2d, MaskedLinear, init_layer_
+from sweep.layers import MaskedConv2d, MaskedLinear, choose_backend, init_layer_, to_sparse
 from sweep.spec import ModelSpec
 
 KERNEL_SIZE = 3
@@ -102,13 +102,19 @@ class SparseNet(nn.Module):
     @property
     def total_params(self) -> int:
         """Every parameter, counting each kernel at its full (dense) size."""
-        kernels = {id(layer.dense_weight()) for layer in self.weight_layers}
+        kernels = {id(layer.kernel) for layer in self.weight_layers}
         others = sum(p.numel() for p in self.parameters() if id(p) not in kernels)
         return self.total_weights + others
 
 
-def build_model(spec: ModelSpec, input_shape: Sequence[int], num_classes: int, seed: int) -> SparseNet:
-    """Build the network with its masks (drawn from `seed`) and its initial weights."""
+def build_model(
+    spec: ModelSpec, input_shape: Sequence[int], num_classes: int, seed: int, device_type: str = "cpu"
+) -> SparseNet:
+    """Build the network with its masks (drawn from `seed`) and its initial weights.
+
+    Each linear layer then goes on the backend `spec.backend` asks for (`auto`: sparse kernels below the
+    density threshold of `device_type`); the weights are the same whichever backend holds them.
+    """
     shapes = weight_shapes(spec, input_shape, num_classes)
     densities = model_densities(spec, input_shape, num_classes)
     reference = spec if spec.init_widths is None else dataclasses.replace(spec, widths=spec.init_widths)
@@ -131,6 +137,12 @@ def build_model(spec: ModelSpec, input_shape: Sequence[int], num_classes: int, s
             layer, spec.init, fan_in=ref[1] * receptive, fan_out=ref[0] * receptive, generator=init_gen
         )
 
+    layers = [
+        to_sparse(layer)
+        if choose_backend(spec.backend, layer.kind, layer.density, device_type) == "sparse"
+        else layer
+        for layer in layers
+    ]
     conv = spec.family == "cnn"
     size = input_shape[1]
     body: list[nn.Module] = [] if conv else [nn.Flatten()]

@@ -90,7 +90,7 @@ def train_trial(
             data if data is not None else load_arrays(config.dataset), config.dataset, seed, device
         )
     )
-    model = build_model(config.model, splits.input_shape, splits.num_classes, seed).to(device)
+    model = build_model(config.model, splits.input_shape, splits.num_classes, seed, device.type).to(device)
     enforcer = MaskEnforcer(model.weight_layers)
     optimizer = make_optimizer(model.parameters(), tcfg)
     schedule = make_schedule(optimizer, tcfg)

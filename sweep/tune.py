@@ -27,7 +27,6 @@ for _key, _value in {
     "RAY_AUTH_MODE": "disabled",
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no tables of Tune's own; progress is ours
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # the Parquet tables are the record, not result.json
-    "TUNE_GLOBAL_CHECKPOINT_S": "2",  # save experiment state often, so a killed driver loses little
 }.items():
     os.environ.setdefault(_key, _value)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# The tests see the defaults, not this machine's calibration or caches (Ray workers inherit this).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sparse-sweep-tests-")
 
 from sweep.cli import main
 from sweep.data import DEBIAN_FASHION_MNIST, load_arrays

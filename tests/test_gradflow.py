@@ -32,7 +32,7 @@ def test_measures_equal_hand_computed_values():
 
 
 def test_measure_flow_matches_autograd_on_the_whole_probe_set():
-    model = build_model(ModelSpec(widths=(12, 6), densities=0.5), (1, 4, 4), 5, seed=2)
+    model = build_model(ModelSpec(widths=(12, 6), densities=0.5, backend="masked"), (1, 4, 4), 5, seed=2)
     x, y = torch.randn(300, 1, 4, 4), torch.randint(0, 5, (300,))
     flow = measure_flow(model, x, y, chunk_size=64)  # several chunks, one mean loss
     model.eval()

@@ -35,9 +35,10 @@ def test_uniform_masks_have_exact_counts(widths, density, family, seed):
         assert "keeps no weight" in str(exc)
         return
     for layer in model.weight_layers:
-        assert int(layer.mask.sum()) == active_count(density, math.prod(layer.shape)) == layer.active_weights
-        assert int((layer.weight != 0).sum()) <= layer.active_weights
-        assert torch.all(layer.weight[layer.mask == 0] == 0)
+        mask, weight = layer.dense_mask(), layer.dense_weight()  # whichever backend `auto` chose
+        assert int(mask.sum()) == active_count(density, math.prod(layer.shape)) == layer.active_weights
+        assert int((weight != 0).sum()) <= layer.active_weights
+        assert torch.all(weight[mask == 0] == 0)
 
 
 @settings(max_examples=25, deadline=None)
@@ -69,7 +70,7 @@ def test_masked_weights_stay_exactly_zero(synthetic, optimizer):
     config = parse_trial(
         {
             "dataset": {"name": "synthetic", "val_fraction": 0.1},
-            "model": {"widths": [32, 32], "densities": 0.3, "batchnorm": True},
+            "model": {"widths": [32, 32], "densities": 0.3, "batchnorm": True, "backend": "masked"},
             "train": {
                 "optimizer": optimizer,
                 "lr": 0.05 if optimizer in ("sgd", "momentum", "adagrad") else 0.01,
@@ -97,7 +98,7 @@ def test_optimizer_state_never_moves_masked_weights(optimizer):
     """Masked weights are exactly zero after every step, and momentum buffers and Adam moments never hold
     anything at masked positions (the paper's trap), with weight decay on and only gradients masked."""
     torch.manual_seed(0)
-    model = build_model(ModelSpec(widths=(20,), densities=0.2), (1, 4, 4), 3, seed=1)
+    model = build_model(ModelSpec(widths=(20,), densities=0.2, backend="masked"), (1, 4, 4), 3, seed=1)
     opt = make_optimizer(
         model.parameters(), TrainSpec(optimizer=optimizer, lr=0.01, weight_decay=0.1, momentum=0.9)
     )
@@ -151,9 +152,10 @@ def test_dense_matches_plain_torch_step_for_step():
 def test_masks_depend_on_the_seed_only():
     spec = ModelSpec(widths=(50,), densities=0.2)
     a, b, c = (build_model(spec, (1, 6, 6), 10, seed=s) for s in (7, 7, 8))
-    assert torch.equal(a.weight_layers[0].mask, b.weight_layers[0].mask)
-    assert not torch.equal(a.weight_layers[0].mask, c.weight_layers[0].mask)
-    assert torch.equal(a.weight_layers[0].weight, b.weight_layers[0].weight)
+    first = [model.weight_layers[0] for model in (a, b, c)]
+    assert torch.equal(first[0].dense_mask(), first[1].dense_mask())
+    assert not torch.equal(first[0].dense_mask(), first[2].dense_mask())
+    assert torch.equal(first[0].dense_weight(), first[1].dense_weight())
 
 
 def test_init_widths_draws_from_the_reference_distribution():
@@ -162,7 +164,7 @@ def test_init_widths_draws_from_the_reference_distribution():
     wide = ModelSpec(widths=(400, 400), densities=(0.25, 0.0625, 0.25), init_widths=(100, 100))
     model = build_model(wide, (1, 8, 8), 10, seed=0)
     hidden = model.weight_layers[1]
-    active = hidden.weight[hidden.mask == 1]
+    active = hidden.dense_weight()[hidden.dense_mask() == 1]
     assert active.abs().max() <= 1 / math.sqrt(100) + 1e-7
     assert active.abs().max() > 0.9 / math.sqrt(100)  # not the wide layer's 1/sqrt(400)
     assert hidden.active_weights == 100 * 100

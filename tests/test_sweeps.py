@@ -136,6 +136,10 @@ def test_sc_sdc_pairs_match_capacity(cli, tmp_path):
         assert abs(sparse["active_weights"] - dense["active_weights"]) <= 0.01 * dense["active_weights"]
         assert sparse["widths"] == [48] * sparse["depth"] and dense["density"] == 1.0
         assert sparse["seed"] == dense["seed"] and sparse["status"] == dense["status"] == "done"
+        # backend auto: the 1/16-dense hidden layer of depth 2 runs on sparse kernels, dense nets never do
+        assert "sparse" not in dense["layer_backends"]
+        if sparse["depth"] == 2 and sparse["densities"][1] < 0.1:
+            assert sparse["layer_backends"][1] == "sparse"
     by_role = query(
         ResultsStore(tmp_path / "r"), "SELECT role, avg(test_acc) AS acc FROM trials GROUP BY role"
     )
