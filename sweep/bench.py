@@ -67,7 +67,7 @@ class Settings:
     @property
     def repeats(self) -> int:
         """Alternations of A and B; many short ones, so both sides meet the same machine noise."""
-        return 3 if self.quick else 15
+        return 3 if self.quick else 31
 
     @property
     def steps(self) -> int:

@@ -1,14 +1,16 @@
 """Data sets as whole tensors on the trial's device.
 
-Loading has two steps. `load_arrays` reads a data set once (uint8 NumPy arrays, N×C×H×W); that is the
-part a Ray node shares between trials. `make_splits` turns the arrays into normalised float tensors on a
-device, with the subset, the validation split (drawn from the trial's seed) and the test set.
+Loading has three steps. `load_arrays` reads a data set once (uint8 NumPy arrays, N×C×H×W); that is the
+part a Ray node shares between trials. `to_device` turns the arrays into normalised float tensors on a
+device (once per process). `make_splits` takes the subset, the validation split (drawn from the trial's
+seed) and the test set from those tensors.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,32 +99,54 @@ def load_arrays(spec: DatasetSpec) -> ArrayDataset:
     )
 
 
+@dataclass(frozen=True)
+class DeviceDataset:
+    """A whole data set as normalised float tensors on one device, before any split (seed-independent,
+    so a process can keep it for every trial it runs)."""
+
+    train: Split
+    test: Split
+    num_classes: int
+
+
+def to_device(data: ArrayDataset, device: torch.device | str = "cpu") -> DeviceDataset:
+    """Normalise per channel, (x/255 - mean) / std, in one conversion and two in-place passes."""
+    scale = torch.tensor([1 / (255 * s) for s in data.std], device=device).view(1, -1, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(data.mean, data.std, strict=True)], device=device)
+
+    def tensors(x: np.ndarray, y: np.ndarray) -> Split:
+        with warnings.catch_warnings():  # read-only arrays (Ray's object store) are copied right here
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            images = torch.from_numpy(x).to(device=device, dtype=torch.float32)
+            labels = torch.from_numpy(y).to(device=device, dtype=torch.long)
+        return Split(images.mul_(scale).add_(shift.view(1, -1, 1, 1)), labels)
+
+    return DeviceDataset(
+        tensors(data.train_x, data.train_y), tensors(data.test_x, data.test_y), data.num_classes
+    )
+
+
 def make_splits(
-    data: ArrayDataset, spec: DatasetSpec, seed: int, device: torch.device | str = "cpu"
+    data: ArrayDataset | DeviceDataset, spec: DatasetSpec, seed: int, device: torch.device | str = "cpu"
 ) -> Splits:
-    """Subset, validation split (from the seed), normalisation, and the move to the device."""
-    n_train = min(spec.subset or len(data.train_y), len(data.train_y))
-    n_test = min(spec.test_subset or len(data.test_y), len(data.test_y))
+    """Subset (the first N samples), validation split drawn from the seed, and the test set."""
+    if isinstance(data, ArrayDataset):
+        data = to_device(data, device)
+    device = data.train.x.device
+    n_train = min(spec.subset or len(data.train), len(data.train))
+    n_test = min(spec.test_subset or len(data.test), len(data.test))
     n_val = round(spec.val_fraction * n_train)
     if n_train - n_val < 1:
         raise DataError(f"dataset.val_fraction: {spec.val_fraction} leaves no training samples of {n_train}")
-    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))
-    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed)).to(device)
 
-    def tensors(x: np.ndarray, y: np.ndarray, index: torch.Tensor | None = None) -> Split:
-        images = torch.from_numpy(np.ascontiguousarray(x)).to(device)
-        labels = torch.from_numpy(np.ascontiguousarray(y)).to(device=device, dtype=torch.long)
-        if index is not None:
-            index = index.to(device)
-            images, labels = images[index], labels[index]
-        return Split((images.float().div_(255) - mean) / std, labels)
+    def pick(index: torch.Tensor) -> Split:
+        return Split(data.train.x.index_select(0, index), data.train.y.index_select(0, index))
 
-    train_x, train_y = data.train_x[:n_train], data.train_y[:n_train]
     return Splits(
-        train=tensors(train_x, train_y, order[n_val:]),
-        val=tensors(train_x, train_y, order[:n_val]),
-        test=tensors(data.test_x[:n_test], data.test_y[:n_test]),
+        train=pick(order[n_val:]),
+        val=pick(order[:n_val]),
+        test=Split(data.test.x[:n_test], data.test.y[:n_test]),
         num_classes=data.num_classes,
     )
 

@@ -72,20 +72,16 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-class SparseNet(nn.Module):
-    """A plain `nn.Sequential` body (no per-step overhead beyond it) that knows its weight layers.
+class SparseNet(nn.Sequential):
+    """A plain `nn.Sequential` (no per-step overhead beyond one) that knows its weight layers.
 
     Hidden block: weight layer → [batch norm] → activation (→ + input, with skips) → [max-pool] → [dropout];
     then the linear output layer. `weight_layers` lists every masked kernel in order.
     """
 
-    def __init__(self, body: nn.Sequential, weight_layers: list[nn.Module]) -> None:
-        super().__init__()
-        self.body = body
-        self._weight_layers = tuple(weight_layers)  # the same modules as in body, listed in order
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+    def __init__(self, *modules: nn.Module, weight_layers: Sequence[nn.Module] = ()) -> None:
+        super().__init__(*modules)
+        self._weight_layers = tuple(weight_layers)  # the same modules as in the sequence, listed in order
 
     @property
     def weight_layers(self) -> list[nn.Module]:
@@ -160,4 +156,4 @@ def build_model(
             body.append(nn.Dropout(spec.dropout))
     if conv:
         body.append(nn.Flatten())
-    return SparseNet(nn.Sequential(*body, layers[-1]), layers)
+    return SparseNet(*body, layers[-1], weight_layers=layers)

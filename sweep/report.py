@@ -30,6 +30,7 @@ from scipy import stats
 
 from sweep.errors import UserError
 from sweep.results import ResultsStore
+from sweep.spec import axis_keys
 from sweep.summary import pareto_keys
 
 MEASURES = ("gf1_mean", "gf2_mean", "egf1_mean", "egf2_mean")
@@ -188,7 +189,7 @@ def _plot_sc_sdc(points: pd.DataFrame, cells: Sequence[str], path: Path) -> None
 
 def _cell_columns(spec: dict, trials: pd.DataFrame) -> list[str]:
     axes = (spec.get("grid") or {}).get("axes") or {}
-    columns = [_COLUMN_OF.get(axis, axis.split(".", 1)[-1]) for axis in axes]
+    columns = [_COLUMN_OF.get(key, key.split(".", 1)[-1]) for axis in axes for key in axis_keys(axis)]
     return [c for c in columns if c in trials.columns]
 
 

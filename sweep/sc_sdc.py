@@ -15,7 +15,7 @@ import json
 
 from sweep.errors import SpecError
 from sweep.records import PlannedTrial, TrialMeta
-from sweep.spec import SweepSpec, with_settings
+from sweep.spec import SweepSpec, axis_keys, with_settings
 
 
 def dense_width(sparse_width: int, ratio: float) -> int:
@@ -36,7 +36,10 @@ def sc_sdc_trials(spec: SweepSpec) -> list[PlannedTrial]:
     for ratio, depth, seed, *values in itertools.product(
         grid.ratios, grid.depths, grid.seeds, *axes.values()
     ):
-        settings = dict(zip(axes, values, strict=True))
+        settings = {}
+        for name, value in zip(axes, values, strict=True):
+            keys = axis_keys(name)
+            settings.update(dict(zip(keys, value, strict=True)) if len(keys) > 1 else {name: value})
         w_sparse, w_dense = grid.sparse_width, dense_width(grid.sparse_width, ratio)
         cell = {"ratio": ratio, "depth": depth, "seed": seed, **settings}
         pair_id = hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:12]

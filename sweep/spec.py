@@ -310,19 +310,36 @@ def _check_model(model: ModelSpec, path: str) -> None:
 
 
 def _check_grid(grid: GridSpec) -> GridSpec:
+    """Axis names are trial settings; `a+b` links settings that vary together (values are lists)."""
     for name, values in grid.axes.items():
-        section, _, leaf = name.partition(".")
-        if section not in TRIAL_SECTIONS or not leaf:
-            raise SpecError(f"grid.axes.{name}: an axis is a trial setting such as train.optimizer")
-        cls = {"dataset": DatasetSpec, "model": ModelSpec, "train": TrainSpec, "egf": EgfSpec}[section]
-        known = [f.name for f in dataclasses.fields(cls)]
-        if leaf not in known:
-            raise SpecError(f"grid.axes.{name}: unknown setting{_suggest(leaf, known)}")
-        if name in _GRID_OWNED:
-            raise SpecError(f"grid.axes.{name}: set by the grid itself (sparse_width, ratios, depths, seeds)")
+        keys = axis_keys(name)
+        for key in keys:
+            section, _, leaf = key.partition(".")
+            if section not in TRIAL_SECTIONS or not leaf:
+                raise SpecError(f"grid.axes.{name}: an axis is a trial setting such as train.optimizer")
+            cls = {"dataset": DatasetSpec, "model": ModelSpec, "train": TrainSpec, "egf": EgfSpec}[section]
+            known = [f.name for f in dataclasses.fields(cls)]
+            if leaf not in known:
+                raise SpecError(f"grid.axes.{name}: unknown setting {key}{_suggest(leaf, known)}")
+            if key in _GRID_OWNED:
+                raise SpecError(
+                    f"grid.axes.{name}: {key} is set by the grid itself (sparse_width, ratios, depths, seeds)"
+                )
         if not values:
             raise SpecError(f"grid.axes.{name}: an axis needs at least one value")
+        if len(keys) > 1:
+            for value in values:
+                if not isinstance(value, list | tuple) or len(value) != len(keys):
+                    raise SpecError(
+                        f"grid.axes.{name}: each value must be a list of {len(keys)} "
+                        f"({', '.join(keys)}), got {value!r}"
+                    )
     return grid
+
+
+def axis_keys(name: str) -> list[str]:
+    """The settings an axis sets: `train.optimizer+train.lr` sets two at once."""
+    return [key.strip() for key in name.split("+")]
 
 
 # ------------------------------------------------------------------------------ generic typed conversion

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweep.data import ArrayDataset, Split, Splits, load_arrays, make_splits
+from sweep.data import ArrayDataset, DeviceDataset, Split, Splits, load_arrays, make_splits
 from sweep.errors import UserError
 from sweep.gradflow import measure_flow
 from sweep.layers import MaskEnforcer
@@ -75,10 +75,10 @@ EpochCallback = Callable[[EpochReport, TrialFacts], None]
 def train_trial(
     config: TrialConfig,
     *,
-    data: ArrayDataset | Splits | None = None,
+    data: ArrayDataset | DeviceDataset | Splits | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrialOutcome:
-    """Train one trial. `data` may be pre-loaded arrays (shared by trials) or ready splits."""
+    """Train one trial. `data` may be pre-loaded arrays, tensors already on the device, or ready splits."""
     outcome = TrialOutcome(config)
     seed, tcfg = config.train.seed, config.train
     device = resolve_device(tcfg.device)

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from ray import tune
 
-from sweep.data import ArrayDataset
+from sweep.data import ArrayDataset, DeviceDataset, to_device
 from sweep.spec import DatasetSpec, parse_trial
-from sweep.train import EpochReport, TrialFacts, train_trial
+from sweep.train import EpochReport, TrialFacts, resolve_device, train_trial
 
 # The Tune config key that carries a fully resolved trial: {"config": ..., "meta": ...}
 PLANNED = "sweep_trial"
@@ -46,7 +46,20 @@ def run_planned_trial(
             }
         )
 
-    train_trial(trial, data=data[dataset_key(trial.dataset)], on_epoch=on_epoch)
+    key = dataset_key(trial.dataset)
+    train_trial(trial, data=on_device(key, data[key], resolve_device(trial.train.device)), on_epoch=on_epoch)
+
+
+# One data set on one device, kept by this worker process for the trials it runs next (actors are reused):
+# normalising all of Fashion-MNIST takes a third of a second on one thread, a split a tenth of that.
+_ON_DEVICE: dict[tuple[str, str], DeviceDataset] = {}
+
+
+def on_device(key: str, arrays: ArrayDataset, device: torch.device) -> DeviceDataset:
+    if (key, str(device)) not in _ON_DEVICE:
+        _ON_DEVICE.clear()
+        _ON_DEVICE[key, str(device)] = to_device(arrays, device)
+    return _ON_DEVICE[key, str(device)]
 
 
 def dataset_key(spec: DatasetSpec) -> str:

@@ -151,3 +151,44 @@ def test_bad_override_syntax(cli, tmp_path):
 def test_erk_rejects_a_density_list():
     with pytest.raises(SpecError, match="erk takes one overall density"):
         parse_spec({"name": "e", "model": {"mask": "erk", "widths": [4], "densities": [0.1, 0.2]}})
+
+
+def test_linked_grid_axes_vary_settings_together():
+    from sweep.sc_sdc import sc_sdc_trials
+
+    spec = parse_spec(
+        {
+            "name": "g",
+            "kind": "sc_sdc",
+            "grid": {
+                "sparse_width": 20,
+                "ratios": [0.5],
+                "depths": [1],
+                "seeds": [0],
+                "axes": {
+                    "train.optimizer+train.lr": [["sgd", 0.1], ["adam", 0.001]],
+                    "model.batchnorm": [False, True],
+                },
+            },
+        }
+    )
+    trials = sc_sdc_trials(spec)
+    assert len(trials) == 2 * 2 * 2
+    assert {(t.config.train.optimizer, t.config.train.lr) for t in trials} == {("sgd", 0.1), ("adam", 0.001)}
+    assert len({t.meta.pair_id for t in trials}) == 4
+
+
+@pytest.mark.parametrize(
+    ("axes", "needle"),
+    [
+        (
+            {"train.optimizer+train.lr": [["sgd"]]},
+            "each value must be a list of 2 (train.optimizer, train.lr)",
+        ),
+        ({"train.optimizer+model.widths": [["sgd", [3]]]}, "model.widths is set by the grid itself"),
+        ({"train.optimizer+train.rate": [["sgd", 0.1]]}, "unknown setting train.rate"),
+    ],
+)
+def test_bad_linked_axes(axes, needle):
+    with pytest.raises(SpecError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        parse_spec({"name": "g", "kind": "sc_sdc", "grid": {"axes": axes}})
