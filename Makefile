@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install data demo test lint
+.PHONY: install data demo test lint reproduce
 
 install: $(STAMP)
 
@@ -40,3 +40,12 @@ test: install
 lint: install
 	$(BIN)/ruff check sweep tests
 	$(BIN)/ruff format --check sweep tests
+
+# Re-run the paper's findings at small scale (SPEC.md §8): each sweep, then its report, one after another.
+# About 75 minutes on 2 CPUs; one finding alone: make reproduce PAPER=bn
+PAPER ?= bn ewma activations egf_correlation snas
+reproduce: install data
+	for finding in $(PAPER); do \
+	  $(BIN)/sweep run search_spaces/paper/$$finding.yaml && \
+	  $(BIN)/sweep report paper-$$finding --out results/reproduction/$$finding || exit 1; \
+	done

@@ -358,6 +358,10 @@ def sweep_cost(settings: Settings) -> Result:
             "sweep_wall_s": times_ray,
             "serial_s": times_serial,
             "until_first_trial_s": startup,
+            "after_first_trial_ratio": [  # the same ratio without the fixed start (Ray, its workers, torch)
+                (ray - start) / (ser / workers)
+                for ray, start, ser in zip(times_ray, startup, times_serial, strict=True)
+            ],
         },
     )
 

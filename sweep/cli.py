@@ -6,10 +6,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from sweep.errors import UserError
+
+if TYPE_CHECKING:
+    from sweep.spec import SweepSpec
+    from sweep.tune import SweepResult
 
 DEFAULT_RESULTS = "results"
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
@@ -174,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     _loopback_env(args.address or spec.ray.address)
     from sweep.tune import run_sweep
 
-    return _finish(spec, run_sweep(spec, args.results, args.address))
+    return _finish(run_sweep(spec, args.results, args.address))
 
 
 def _loopback_env(address: str | None) -> None:
@@ -193,7 +198,7 @@ def _submit(args: argparse.Namespace) -> int:
     return 0 if status in (None, "SUCCEEDED") else 1
 
 
-def _spec_from_args(args: argparse.Namespace) -> object:
+def _spec_from_args(args: argparse.Namespace) -> SweepSpec:
     from sweep.spec import apply_overrides, load_spec, parse_spec, read_yaml
 
     if args.spec_env:
@@ -208,24 +213,23 @@ def _spec_from_args(args: argparse.Namespace) -> object:
 
 def _resume(args: argparse.Namespace) -> int:
     _loopback_env(args.address)
-    from sweep.spec import parse_spec
     from sweep.tune import resume_sweep
 
     result = resume_sweep(args.name, args.results, args.address)
-    return _finish(parse_spec(result.spec), result)
+    return _finish(result)
 
 
-def _finish(spec: object, result: object) -> int:
+def _finish(result: SweepResult) -> int:
     """Leaderboard, timing and where the tables are; non-zero when every trial failed."""
     from sweep.summary import leaderboard, sweep_metric, timing_line
 
-    metric = sweep_metric(result.spec, spec.kind)
-    print(f"\nleaderboard of {spec.name} (by {metric}):")
+    name, metric = result.name, sweep_metric(result.spec, result.spec["kind"])
+    print(f"\nleaderboard of {name} (by {metric}):")
     _print_frame(leaderboard(result.trials, metric), "table")
     print(timing_line(result.trials, result.wall_s))
-    print(f"tables: {result.results}/{{trials,epochs,layers}}/sweep={spec.name}/")
+    print(f"tables: {result.results}/{{trials,epochs,layers}}/sweep={name}/")
     print(
-        f"""query:  sweep query "SELECT role, avg(test_acc) FROM trials WHERE sweep = '{spec.name}' """
+        f"""query:  sweep query "SELECT role, avg(test_acc) FROM trials WHERE sweep = '{name}' """
         f"""GROUP BY role" --results {result.results}"""
     )
     failed = [r for r in result.trials if r["status"] == "error"]
