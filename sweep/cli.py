@@ -13,6 +13,7 @@ import pandas as pd
 from sweep.errors import UserError
 
 if TYPE_CHECKING:
+    from sweep.results import ResultsStore
     from sweep.spec import SweepSpec
     from sweep.tune import SweepResult
 
@@ -117,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
         p = command(name, _status, help_text)
         if name == "status":
             p.add_argument("name", nargs="?", help="a sweep's name, for its details")
+        else:
+            p.set_defaults(name=None)
         results_arg(p)
 
     p = command("bench", _bench, "Measure the trainer and the sweep layer against hand-written baselines.")
@@ -251,24 +254,17 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sweep.results import ResultsStore
     from sweep.summary import leaderboard, status_table, sweep_metric
 
-    store = ResultsStore(args.results)
-    if not store.exists():
-        raise UserError(f"--results {args.results}: no results there yet (run 'sweep train' or 'sweep run')")
-    names = [args.name] if getattr(args, "name", None) else store.sweeps()
-    states = {
-        s["name"]: s
-        for s in store.sweep_states()
-        if not getattr(args, "name", None) or s["name"] == args.name
-    }
+    store = _existing_store(args.results)
+    names = [args.name] if args.name else store.sweeps()
+    states = {s["name"]: s for s in store.sweep_states() if not args.name or s["name"] == args.name}
     rows = {name: store.rows("trials", name) for name in names}
-    if getattr(args, "name", None) and not rows[args.name] and args.name not in states:
+    if args.name and not rows[args.name] and args.name not in states:
         known = ", ".join(store.sweeps()) or "none"
         raise UserError(f"no sweep named {args.name!r} in {args.results} (sweeps there: {known})")
     _print_frame(status_table(rows, states), "table")
-    if getattr(args, "name", None):
+    if args.name:
         spec = states.get(args.name, {}).get("spec", {})
         kind = spec.get("kind") or (rows[args.name][0]["kind"] if rows[args.name] else "single")
         metric = sweep_metric(spec, kind)
@@ -292,13 +288,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from sweep.results import ResultsStore, query
+    from sweep.results import query
 
-    store = ResultsStore(args.results)
-    if not store.exists():
-        raise UserError(f"--results {args.results}: no results there yet (run 'sweep train' or 'sweep run')")
-    _print_frame(query(store, args.sql), args.format)
+    _print_frame(query(_existing_store(args.results), args.sql), args.format)
     return 0
+
+
+def _existing_store(results: str) -> ResultsStore:
+    from sweep.results import ResultsStore
+
+    store = ResultsStore(results)
+    if not store.exists():
+        raise UserError(f"--results {results}: no results there yet (run 'sweep train' or 'sweep run')")
+    return store
 
 
 def _print_frame(frame: pd.DataFrame, fmt: str) -> None:

@@ -29,6 +29,9 @@ SCHEMA_VERSION = "1"
 _f64, _i64, _str, _bool = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 _time = pa.timestamp("us", tz="UTC")
 
+# The gradient-flow measures, in `trials` (final epoch) and in `epochs` (every epoch).
+_FLOW = [(name, _f64) for name in ("egf1", "egf2", "egf", "egf1_pw", "egf2_pw", "gf1", "gf2")]
+
 TRIALS = pa.schema(
     [
         ("trial_key", _str),
@@ -75,13 +78,7 @@ TRIALS = pa.schema(
         ("test_loss", _f64),
         ("val_acc", _f64),
         ("best_val_acc", _f64),
-        ("egf1", _f64),
-        ("egf2", _f64),
-        ("egf", _f64),
-        ("egf1_pw", _f64),
-        ("egf2_pw", _f64),
-        ("gf1", _f64),
-        ("gf2", _f64),
+        *_FLOW,
         ("egf1_mean", _f64),
         ("egf2_mean", _f64),
         ("gf1_mean", _f64),
@@ -108,13 +105,7 @@ EPOCHS = pa.schema(
         ("val_acc", _f64),
         ("test_loss", _f64),
         ("test_acc", _f64),
-        ("egf1", _f64),
-        ("egf2", _f64),
-        ("egf", _f64),
-        ("egf1_pw", _f64),
-        ("egf2_pw", _f64),
-        ("gf1", _f64),
-        ("gf2", _f64),
+        *_FLOW,
         ("lr", _f64),
         ("seconds", _f64),
         ("samples_per_s", _f64),

@@ -177,3 +177,12 @@ def test_a_killed_writer_leaves_no_half_file(tmp_path):
     assert [p.name for p in visible] == ["part-big.parquet"]
     assert pq.read_table(visible[0]).num_rows in (1, 400_000)  # the old file or the new one, whole
     assert len(store.read("epochs")) in (1, 400_000)
+
+
+def test_results_under_a_filesystem_uri(cli, tmp_path):
+    """`--results` also takes a pyarrow.fs URI (s3://, gs://); file:// exercises the same code path here."""
+    uri = f"file://{tmp_path / 'remote'}"
+    assert cli("train", write_spec(tmp_path / "s.yaml", SPEC), "--results", uri).code == 0
+    assert (tmp_path / "remote" / "trials" / "sweep=tables").is_dir()
+    result = cli("query", "SELECT status, epochs_done FROM trials", "--results", uri, "--format", "csv")
+    assert result.code == 0 and result.out.splitlines()[1] == "done,2"
