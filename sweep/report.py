@@ -326,8 +326,9 @@ def snas_section(trials: pd.DataFrame, metric: str, out: Path) -> Section:
             ("snas_baselines", comparison.assign(densities=comparison["densities"].map(_densities)))
         )
         section.lines.append(
-            "The baselines train the uniform and ERK allocations and a dense net of the same "
-            "depth at the best trial's active-weight count."
+            "The baselines train, at the best trial's active-weight count, the uniform and ERK "
+            "allocations and a dense net of the same depth (baseline_dense); baseline_full_dense is the "
+            "best trial's architecture with every weight."
         )
     return section
 

@@ -166,7 +166,9 @@ def first_proposals(spec: SweepSpec, input_shape: Sequence[int], num_classes: in
 def baseline_trials(
     best: Mapping[str, Any], input_shape: Sequence[int], num_classes: int
 ) -> list[PlannedTrial]:
-    """Uniform, ERK and the dense partner at the best trial's active-weight count (roles baseline_*)."""
+    """What the search bought: at the best trial's active-weight count, the uniform and ERK allocations and a
+    dense net of the same depth (its SC-SDC partner); and the best trial's own architecture fully dense
+    (`baseline_full_dense`, the dense counterpart with every weight)."""
     config = parse_trial(json.loads(best["config"]))
     budget = int(best["active_weights"])
     shapes = weight_shapes(config.model, input_shape, num_classes)
@@ -195,5 +197,9 @@ def baseline_trials(
                 {**common, "model.widths": [width] * depth, "model.mask": "dense", "model.densities": 1.0},
             ),
             meta(role="baseline_dense"),
+        ),
+        PlannedTrial(
+            with_settings(config, {**common, "model.mask": "dense", "model.densities": 1.0}),
+            meta(role="baseline_full_dense"),
         ),
     ]
