@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sweep.errors import UserError
+from sweep.errors import Interrupted, UserError
 
 if TYPE_CHECKING:
     from sweep.results import ResultsStore
@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("sweep: interrupted", file=sys.stderr)
         return 130

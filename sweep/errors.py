@@ -15,3 +15,7 @@ class DataError(UserError):
 
 class ResultsError(UserError):
     """A results folder that cannot be written or read, or a query DuckDB rejects."""
+
+
+class Interrupted(Exception):
+    """A sweep stopped before its end (Ctrl-C); its state is saved and `sweep resume` continues it."""

@@ -3,6 +3,8 @@
 Each section draws what the tables hold and says plainly what is missing:
 - SC-SDC: accuracy against active weights for sparse and dense nets (band over seeds), and per grid cell the
   share of pairs where sparse beats its dense partner with one-sided paired tests (Wilcoxon, sign test);
+- training dynamics (SC-SDC): mean test accuracy and EGF per epoch for each grid cell and role, and the
+  trials that collapsed (ended well below their best epoch) or diverged;
 - gradient flow: EGF and the baselines against accuracy, with Kendall's tau against test accuracy and loss,
   separately for sparse and dense nets (the paper's comparison);
 - SNAS: the Pareto front of accuracy against active weights, the best trials' per-layer densities, and
@@ -59,8 +61,10 @@ def write_report(store: ResultsStore, name: str, out: Path) -> Path:
     kind = str(trials["kind"].iloc[0])
     metric = (spec.get("search") or {}).get("metric", "val_acc") if kind == "snas" else "test_acc"
     out.mkdir(parents=True, exist_ok=True)
+    cells = _cell_columns(spec, trials)
     sections = [
-        sc_sdc_section(trials, _cell_columns(spec, trials), out),
+        sc_sdc_section(trials, cells, out),
+        dynamics_section(trials, epochs, cells, out),
         gradient_flow_section(trials, out),
         snas_section(trials, metric, out),
         curves_section(trials, epochs, metric, out),
@@ -198,6 +202,69 @@ def _cell_title(cells: Sequence[str], key: object) -> str:
         return "all pairs"
     values = key if isinstance(key, tuple) else (key,)
     return ", ".join(f"{c}={v}" for c, v in zip(cells, values, strict=True))
+
+
+# ---------------------------------------------------------------------------------- training dynamics
+
+
+COLLAPSE = 0.05  # a trial "collapsed" when it ends this far (in test accuracy) below its own best epoch
+
+
+def dynamics_section(trials: pd.DataFrame, epochs: pd.DataFrame, cells: list[str], out: Path) -> Section:
+    """Per grid cell and role: mean test accuracy and EGF over the epochs, and late collapses."""
+    section = Section("Training dynamics per cell")
+    grid = trials[trials["role"].isin(["sparse", "dense"])]
+    if grid.empty:
+        section.lines.append("Not an SC-SDC sweep: no sparse and dense trials to follow.")
+        return section
+    keys = [*cells, "role"]
+    curves = epochs[["trial_key", "epoch", "test_acc", "egf"]].merge(
+        grid[["trial_key", *keys]], on="trial_key"
+    )
+    mean = curves.groupby([*keys, "epoch"], dropna=False)[["test_acc", "egf"]].mean().reset_index()
+    section.figure = "dynamics.png"
+    _plot_dynamics(mean, keys, out / section.figure)
+    best = curves.groupby("trial_key")["test_acc"].max().rename("best_test_acc")
+    per_trial = grid.set_index("trial_key").join(best)
+    per_trial["collapsed"] = per_trial["best_test_acc"] - per_trial["test_acc"] > COLLAPSE
+    table = (
+        per_trial.groupby(keys, dropna=False)
+        .agg(
+            trials=("test_acc", "size"),
+            final_test_acc=("test_acc", "mean"),
+            best_test_acc=("best_test_acc", "mean"),
+            collapsed=("collapsed", "sum"),
+            diverged=("status", lambda s: int((s == "diverged").sum())),
+            egf_mean=("egf2_mean", "mean"),
+            egf_final=("egf", "mean"),
+        )
+        .reset_index()
+    )
+    section.tables.append(("dynamics", table))
+    section.lines.append(
+        f"Means over each cell's trials. A trial counts as collapsed when its final test accuracy is more "
+        f"than {COLLAPSE:.0%} below the best it reached; egf_mean is EGF averaged over training (SPEC.md §2)."
+    )
+    return section
+
+
+def _plot_dynamics(mean: pd.DataFrame, keys: list[str], path: Path) -> None:
+    fig, (acc_ax, egf_ax) = plt.subplots(1, 2, figsize=(13, 4.4))
+    groups = list(mean.groupby(keys[:-1], dropna=False)) if len(keys) > 1 else [("all", mean)]
+    colours = plt.cm.tab10(np.linspace(0, 1, 10))
+    for i, (key, group) in enumerate(groups):
+        for role, line in group.groupby("role"):
+            style = "-" if role == "sparse" else "--"
+            label = f"{_cell_title(keys[:-1], key) if len(keys) > 1 else 'all'}, {role}"
+            acc_ax.plot(line["epoch"], line["test_acc"], style, color=colours[i % 10], label=label)
+            egf_ax.plot(line["epoch"], line["egf"], style, color=colours[i % 10], label=label)
+    acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy (mean per cell)")
+    egf_ax.set(xlabel="epoch", ylabel="EGF", title="effective gradient flow (mean per cell)", yscale="log")
+    for ax in (acc_ax, egf_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    egf_ax.legend(fontsize=6, ncol=2, loc="best")
+    _save(fig, path)
 
 
 # --------------------------------------------------------------------------------------- gradient flow

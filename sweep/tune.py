@@ -36,7 +36,7 @@ from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
 from sweep import snas  # noqa: E402
 from sweep.data import ArrayDataset, load_arrays  # noqa: E402
-from sweep.errors import UserError  # noqa: E402
+from sweep.errors import Interrupted, UserError  # noqa: E402
 from sweep.records import PlannedTrial, TrialMeta, TrialRecorder, facts_from_dict  # noqa: E402
 from sweep.results import EPOCHS, ResultsStore  # noqa: E402
 from sweep.sc_sdc import sc_sdc_trials  # noqa: E402
@@ -278,7 +278,10 @@ def _run_stage(
     )
     if resume and tune.Tuner.can_restore(path):
         echo(f"resuming {experiment} from {path}")
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
+        with _quiet_tune():  # restoring reads no result.json (we write none) and would warn per trial
+            tuner = tune.Tuner.restore(
+                path, trainable=trainable, resume_unfinished=True, resume_errored=False
+            )
     else:
         callbacks = [ResultsCallback(store.root, spec.name, _constraint(spec))]
         run_config = tune.RunConfig(name=experiment, storage_path=storage, verbose=0, callbacks=callbacks)
@@ -314,7 +317,12 @@ def _run_stage(
                 run_config=run_config,
                 tune_config=tune.TuneConfig(**settings),
             )
-    _fit(tuner)
+    expected = spec.search.num_samples if spec.kind == "snas" and stage == "main" else None
+    if not _fit(tuner, expected):
+        raise Interrupted(
+            f"sweep {spec.name} was interrupted; continue it with 'sweep resume {spec.name} "
+            f"--results {store.root}'"
+        )
     if spec.kind == "snas" and stage == "main":
         _mark_pareto(store, spec)
 
@@ -372,15 +380,29 @@ def _constraint(spec: SweepSpec) -> int | None:
     return spec.search.max_active_weights if spec.kind == "snas" else None
 
 
-def _fit(tuner: tune.Tuner) -> None:
-    """Run Tune with its own logging quiet: trial errors land in the tables and in our progress lines."""
+@contextlib.contextmanager
+def _quiet_tune() -> Iterator[None]:
+    """Tune's own logging off: trial errors land in the tables and in our progress lines."""
     logger = logging.getLogger("ray.tune")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
-        tuner.fit()
+        yield
     finally:
         logger.setLevel(level)
+
+
+def _fit(tuner: tune.Tuner, expected: int | None) -> bool:
+    """Run Tune quietly; True when every trial ended.
+
+    Tune returns normally after Ctrl-C, having saved its state, and marks the trials it cut short as
+    terminated; only their last result lacks `done`. So a trial that neither failed nor reported
+    `done`, or fewer trials than a search asked for, means the sweep was interrupted.
+    """
+    with _quiet_tune():
+        results = tuner.fit()
+    ended = sum(1 for result in results if result.error is not None or (result.metrics or {}).get("done"))
+    return ended == len(results) and (expected is None or len(results) >= expected)
 
 
 def _replay(row: Mapping[str, Any], metric: str) -> dict:

@@ -80,6 +80,23 @@ def test_sc_sdc_report_numbers_match_duckdb(results, cli, tmp_path):
         assert float(row["sparse_acc"]) == pytest.approx(group["sparse"].mean(), rel=1e-3)
 
 
+def test_dynamics_table_matches_duckdb(results, cli, tmp_path):
+    out = tmp_path / "grid-report"
+    assert cli("report", "grid", "--results", results, "--out", out).code == 0
+    report = (out / "report.md").read_text()
+    assert "](dynamics.png)" in report and (out / "dynamics.png").exists()
+    table = md_table(report, "dynamics").set_index(["optimizer", "role"])
+    expected = duckdb.sql(f"""
+        SELECT optimizer, role, count(*) AS n, avg(test_acc) AS acc, avg(egf2_mean) AS egf
+        FROM read_parquet('{results}/trials/sweep=grid/*.parquet') GROUP BY ALL""").fetchall()
+    assert len(expected) == len(table) == 4
+    for optimizer, role, n, acc, egf in expected:
+        row = table.loc[(optimizer, role)]
+        assert int(row["trials"]) == n
+        assert float(row["final_test_acc"]) == pytest.approx(acc, rel=1e-3)
+        assert float(row["egf_mean"]) == pytest.approx(egf, rel=1e-3)
+
+
 def test_gradient_flow_taus_match_scipy(results, cli, tmp_path):
     out = tmp_path / "grid-report"
     assert cli("report", "grid", "--results", results, "--out", out).code == 0

@@ -240,3 +240,43 @@ def test_shipped_sweep_specs_expand():
         spec = load_spec(SPECS / f"{name}.yaml")
         assert spec.kind == "snas" and first_proposals(spec, (1, 28, 28), 10, 3)
     assert (ROOT / "cluster" / "local_head.sh").exists()
+
+
+def test_ctrl_c_then_resume(tmp_path):
+    """Ctrl-C (SIGINT to the driver's process group, as a terminal sends it): the sweep stops with its
+    state saved and says how to go on; `sweep resume` finishes it."""
+    spec = write_spec(tmp_path / "g.yaml", GRID.replace("epochs: 2", "epochs: 30"))
+    results = tmp_path / "r"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "run", str(spec), "--results", str(results)],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and len(_done(results)) < 1:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130, output
+    assert "sweep grid-test was interrupted; continue it with 'sweep resume grid-test" in output
+    assert ResultsStore(results).sweep_state("grid-test")["stage"] == "main"
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "sweep", "resume", "grid-test", "--results", str(results)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Failed to fetch metrics" not in resumed.stderr  # Tune's restore noise stays quiet
+    trials = rows(results, "grid-test")
+    assert sorted(t["trial_key"] for t in trials) == sorted(
+        p.config.key for p in sc_sdc_trials(load_spec(spec))
+    )
+    assert all(t["status"] == "done" for t in trials)
