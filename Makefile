@@ -42,7 +42,7 @@ lint: install
 	$(BIN)/ruff format --check sweep tests
 
 # Re-run the paper's findings at small scale (SPEC.md §8): each sweep, then its report, one after another.
-# About 75 minutes on 2 CPUs; one finding alone: make reproduce PAPER=bn
+# About two hours on 2 CPUs; one finding alone: make reproduce PAPER=bn
 PAPER ?= bn ewma activations egf_correlation snas
 reproduce: install data
 	for finding in $(PAPER); do \

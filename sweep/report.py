@@ -33,7 +33,7 @@ from scipy import stats
 from sweep.errors import UserError
 from sweep.results import ResultsStore
 from sweep.spec import axis_keys
-from sweep.summary import pareto_keys
+from sweep.summary import is_feasible, pareto_keys
 
 MEASURES = ("gf1_mean", "gf2_mean", "egf1_mean", "egf2_mean")
 SEARCH_ROLES = ("search", "warm_start")
@@ -88,6 +88,8 @@ def sc_sdc_section(trials: pd.DataFrame, cells: list[str], out: Path) -> Section
         return section
     verdicts = pair_verdicts(pairs, cells)
     section.tables.append(("sc_sdc_tests", verdicts))
+    by_width = pair_verdicts(pairs, [*cells, "dense_width"]).iloc[:-1]  # its last row repeats "all"
+    section.tables.append(("sc_sdc_by_width", by_width))
     points = _accuracy_points(trials, cells)
     section.tables.append(("sc_sdc_points", points))
     section.figure = "sc_sdc_accuracy.png"
@@ -98,6 +100,7 @@ def sc_sdc_section(trials: pd.DataFrame, cells: list[str], out: Path) -> Section
         f"of them (one-sided Wilcoxon signed-rank p = {overall['p_wilcoxon']:.3g}, sign test p = "
         f"{overall['p_sign']:.3g}).",
         "Each cell tests H1 'sparse beats dense' on test accuracy over its pairs; a small p supports it. "
+        "`sc_sdc_by_width` repeats the tests for each width of the dense partner (that is, each capacity). "
         "The figure's lines are means over seeds and the bands span the lowest to the highest seed.",
     ]
     return section
@@ -256,9 +259,10 @@ def _plot_dynamics(mean: pd.DataFrame, keys: list[str], path: Path) -> None:
         for role, line in group.groupby("role"):
             style = "-" if role == "sparse" else "--"
             label = f"{_cell_title(keys[:-1], key) if len(keys) > 1 else 'all'}, {role}"
-            acc_ax.plot(line["epoch"], line["test_acc"], style, color=colours[i % 10], label=label)
+            trained = line[line["epoch"] > 0]  # the untrained net's ~chance accuracy would flatten the rest
+            acc_ax.plot(trained["epoch"], trained["test_acc"], style, color=colours[i % 10], label=label)
             egf_ax.plot(line["epoch"], line["egf"], style, color=colours[i % 10], label=label)
-    acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy (mean per cell)")
+    acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy from epoch 1 (mean per cell)")
     egf_ax.set(xlabel="epoch", ylabel="EGF", title="effective gradient flow (mean per cell)", yscale="log")
     for ax in (acc_ax, egf_ax):
         ax.grid(alpha=0.3)
@@ -291,11 +295,11 @@ def gradient_flow_section(trials: pd.DataFrame, out: Path) -> Section:
             f"(Kendall's tau {top['tau_acc']:+.3f}, p = {top['p_acc']:.3g})."
         )
     section.lines.append(
-        "Each measure is its mean over 11 epochs spread evenly through training (the paper's "
-        "summary). Kendall's tau is reported with its sign, separately for sparse (density < 1) "
-        "and dense nets. The paper (Fashion-MNIST, sparse MLPs) reports tau with test loss / "
-        "accuracy of 0.355 / 0.316 for gf1, 0.282 / 0.292 for gf2, 0.419 / 0.373 for EGF1 and "
-        "0.360 / 0.323 for EGF2, as magnitudes."
+        "Each measure is its mean over 11 epochs spread evenly through training, the untrained net and "
+        "the last epoch included (every epoch when there are fewer; the paper's summary). Kendall's "
+        "tau is reported with its sign, separately for sparse (density < 1) and dense nets. The paper "
+        "(Fashion-MNIST, sparse MLPs) reports tau with test loss / accuracy of 0.355 / 0.316 for gf1, "
+        "0.282 / 0.292 for gf2, 0.419 / 0.373 for EGF1 and 0.360 / 0.323 for EGF2, as magnitudes."
     )
     return section
 
@@ -363,13 +367,20 @@ def snas_section(trials: pd.DataFrame, metric: str, out: Path) -> Section:
         front = pareto_keys(search.to_dict("records"), metric)
     search["on_front"] = search["trial_key"].isin(front)
     done = search[search["status"] == "done"].dropna(subset=[metric])
-    if done.empty:
-        section.lines.append("No search trial finished: nothing to show.")
+    done = done.assign(within_budget=[is_feasible(row) for row in done.to_dict("records")])
+    feasible = done[done["within_budget"]]
+    if feasible.empty:
+        section.lines.append("No search trial finished within the budget: nothing to show.")
         return section
-    best = done.sort_values(metric, ascending=False).head(TOP)
+    best = feasible.sort_values(metric, ascending=False).head(TOP)
     section.figure = "snas.png"
-    baselines = trials[trials["role"].fillna("").str.startswith("baseline_") & trials["status"].eq("done")]
-    _plot_snas(done, best, baselines, metric, out / section.figure)
+    finished = trials[trials["status"].eq("done")]
+    baselines = finished[finished["role"].fillna("").str.startswith("baseline_")]
+    reseeded = finished[finished["role"].eq("best_reseeded")]
+    paired = done[done["trial_key"].isin(baselines["pair_id"])]  # the trial the baselines were sized on
+    comparison = baseline_comparison(paired if len(paired) else best.head(1), reseeded, baselines, metric)
+    plotted = comparison if not baselines.empty else comparison[:0]
+    _plot_snas(done, best, plotted, metric, out / section.figure)
     columns = ["trial", "trial_key", "role", metric, "test_acc", "active_weights", "densities", "on_front"]
     top = best[columns].assign(densities=best["densities"].map(_densities))
     section.tables.append(("snas_best", top))
@@ -378,42 +389,64 @@ def snas_section(trials: pd.DataFrame, metric: str, out: Path) -> Section:
         ("snas_front", front_table.assign(densities=front_table["densities"].map(_densities)))
     )
     lead = best.iloc[0]
+    over = len(done) - len(feasible)
+    budget = f"; {over} over the active-weight budget (drawn, not ranked)" if over else ""
     section.lines.append(
-        f"{len(search)} search trials, {len(done)} done; the best reached {metric} "
+        f"{len(search)} search trials, {len(done)} done{budget}; the best reached {metric} "
         f"{lead[metric]:.4f} with {int(lead['active_weights']):,} active weights "
         f"(density {lead['density']:.3f}); {len(front_table)} trials on the Pareto front."
     )
     if baselines.empty:
         section.lines.append("No baselines in the tables (set search.baselines: true to train them).")
     else:
-        comparison = pd.concat([best.head(1), baselines])[
-            ["role", "active_weights", metric, "test_acc", "densities"]
-        ]
-        section.tables.append(
-            ("snas_baselines", comparison.assign(densities=comparison["densities"].map(_densities)))
-        )
+        section.tables.append(("snas_baselines", comparison))
         section.lines.append(
             "The baselines train, at the best trial's active-weight count, the uniform and ERK "
             "allocations and a dense net of the same depth (baseline_dense); baseline_full_dense is the "
-            "best trial's architecture with every weight."
+            "best trial's architecture with every weight. `best` is the best search trial with its "
+            "re-runs at the baselines' other seeds; each row gives the mean over its seeds and the range "
+            "of test accuracy."
         )
     return section
+
+
+def baseline_comparison(
+    best: pd.DataFrame, reseeded: pd.DataFrame, baselines: pd.DataFrame, metric: str
+) -> pd.DataFrame:
+    """One row per role (the best trial and its re-runs as `best`, then each baseline), over its seeds."""
+    runs = pd.concat([best.assign(role="best"), reseeded.assign(role="best"), baselines])
+    grouped = runs.groupby("role", sort=False)
+    table = grouped.agg(
+        seeds=("seed", "nunique"),
+        active_weights=("active_weights", "first"),
+        **{metric: (metric, "mean")},
+        test_acc=("test_acc", "mean"),
+        test_min=("test_acc", "min"),
+        test_max=("test_acc", "max"),
+        densities=("densities", "first"),
+    ).reset_index()
+    return table.assign(densities=table["densities"].map(_densities))
 
 
 def _plot_snas(
     done: pd.DataFrame, best: pd.DataFrame, baselines: pd.DataFrame, metric: str, path: Path
 ) -> None:
     fig, (front_ax, bars_ax, progress_ax) = plt.subplots(1, 3, figsize=(15, 4))
-    front_ax.scatter(done["active_weights"], done[metric], s=14, color="tab:gray", label="trials")
+    inside, over = done[done["within_budget"]], done[~done["within_budget"]]
+    front_ax.scatter(inside["active_weights"], inside[metric], s=14, color="tab:gray", label="trials")
+    if len(over):
+        front_ax.scatter(
+            over["active_weights"], over[metric], s=14, marker="x", color="tab:gray", label="over budget"
+        )
     front = done[done["on_front"]].sort_values("active_weights")
     front_ax.plot(front["active_weights"], front[metric], "o-", color="tab:red", ms=4, label="Pareto front")
-    for _, row in baselines.iterrows():
+    for _, row in baselines.iterrows():  # each role's mean over its seeds
         front_ax.scatter(
             row["active_weights"],
             row[metric],
             marker="s",
             s=30,
-            label=str(row["role"]).removeprefix("baseline_"),
+            label=f"{str(row['role']).removeprefix('baseline_')} ({row['seeds']} seeds)",
         )
     _log_x(front_ax)
     front_ax.set(xlabel="active weights", ylabel=metric, title="accuracy against size")
@@ -428,7 +461,8 @@ def _plot_snas(
     bars_ax.set(ylabel="density", title=f"per-layer densities of the top {len(best)}")
     bars_ax.legend(fontsize=7)
     progress_ax.plot(done["trial"], done[metric], "o", ms=4, color="tab:gray")
-    progress_ax.plot(done["trial"], done[metric].cummax(), "-", color="tab:green", label="best so far")
+    best_so_far = done[metric].where(done["within_budget"]).cummax()
+    progress_ax.plot(done["trial"], best_so_far, "-", color="tab:green", label="best so far")
     progress_ax.set(xlabel="trial", ylabel=metric, title="the search over time")
     progress_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     progress_ax.legend(fontsize=7)

@@ -164,11 +164,14 @@ def first_proposals(spec: SweepSpec, input_shape: Sequence[int], num_classes: in
 
 
 def baseline_trials(
-    best: Mapping[str, Any], input_shape: Sequence[int], num_classes: int
+    best: Mapping[str, Any], input_shape: Sequence[int], num_classes: int, seeds: Sequence[int] = ()
 ) -> list[PlannedTrial]:
     """What the search bought: at the best trial's active-weight count, the uniform and ERK allocations and a
     dense net of the same depth (its SC-SDC partner); and the best trial's own architecture fully dense
-    (`baseline_full_dense`, the dense counterpart with every weight)."""
+    (`baseline_full_dense`, the dense counterpart with every weight).
+
+    Each is trained at every seed in `seeds` (the best trial's own seed when empty), and the best trial is
+    trained again at the seeds other than its own (`best_reseeded`), so the comparison has a spread."""
     config = parse_trial(json.loads(best["config"]))
     budget = int(best["active_weights"])
     shapes = weight_shapes(config.model, input_shape, num_classes)
@@ -182,24 +185,24 @@ def baseline_trials(
     width = min(range(1, max(config.model.widths) + 1), key=lambda w: abs(dense_total(w) - budget))
     meta = partial(TrialMeta, "snas", pair_id=best["trial_key"])
     common = {"model.init_widths": None}
-    return [
-        PlannedTrial(
-            with_settings(config, {**common, "model.mask": "uniform", "model.densities": overall}),
-            meta(role="baseline_uniform"),
-        ),
-        PlannedTrial(
-            with_settings(config, {**common, "model.mask": "erk", "model.densities": overall}),
-            meta(role="baseline_erk"),
-        ),
-        PlannedTrial(
-            with_settings(
-                config,
-                {**common, "model.widths": [width] * depth, "model.mask": "dense", "model.densities": 1.0},
-            ),
-            meta(role="baseline_dense"),
-        ),
-        PlannedTrial(
-            with_settings(config, {**common, "model.mask": "dense", "model.densities": 1.0}),
-            meta(role="baseline_full_dense"),
-        ),
-    ]
+    roles = {
+        "baseline_uniform": {**common, "model.mask": "uniform", "model.densities": overall},
+        "baseline_erk": {**common, "model.mask": "erk", "model.densities": overall},
+        "baseline_dense": {
+            **common,
+            "model.widths": [width] * depth,
+            "model.mask": "dense",
+            "model.densities": 1.0,
+        },
+        "baseline_full_dense": {**common, "model.mask": "dense", "model.densities": 1.0},
+    }
+    planned = []
+    for seed in seeds or (config.train.seed,):
+        if seed != config.train.seed:
+            again = with_settings(config, {"train.seed": seed})
+            planned.append(PlannedTrial(again, meta(role="best_reseeded")))
+        planned += [
+            PlannedTrial(with_settings(config, {**settings, "train.seed": seed}), meta(role=role))
+            for role, settings in roles.items()
+        ]
+    return planned

@@ -112,6 +112,7 @@ class SearchSpec:
     scheduler: str = field(default="none", metadata=_opt(choices=SCHEDULERS))
     seed: int = field(default=0, metadata=_opt(ge=0))
     baselines: bool = False
+    baseline_seeds: tuple[int, ...] = field(default=(), metadata=_opt(ge=0))
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,10 @@ def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
         raise SpecError("kind: single takes neither grid nor search; use kind snas or sc_sdc")
     if spec.kind == "snas" and spec.search is None:
         spec = dataclasses.replace(spec, search=SearchSpec())
+    if spec.search is not None and spec.search.baseline_seeds and not spec.search.baselines:
+        raise SpecError(
+            f"search.baseline_seeds: {list(spec.search.baseline_seeds)} needs search.baselines: true"
+        )
     if spec.kind == "sc_sdc":
         spec = dataclasses.replace(spec, grid=_check_grid(spec.grid or GridSpec()))
     return spec

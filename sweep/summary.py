@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 LEADERBOARD = (
@@ -23,11 +24,13 @@ LEADERBOARD = (
 
 
 def leaderboard(rows: Sequence[dict], metric: str, top: int = 10) -> pd.DataFrame:
-    """The best trials by `metric` (failed ones last), with the columns people compare first."""
+    """The best trials by `metric`, with the columns people compare first. Failed trials, and SNAS trials
+    over the search's active-weight budget (`feasible` false), come last."""
     if not rows:
         return pd.DataFrame(columns=["rank", *LEADERBOARD])
     frame = pd.DataFrame(list(rows))
-    frame["_ok"] = frame["status"].isin(["done", "stopped"])
+    within_budget = np.array([is_feasible(r) for r in rows], dtype=bool)
+    frame["_ok"] = frame["status"].isin(["done", "stopped"]) & within_budget
     frame = frame.sort_values(["_ok", metric], ascending=[False, False], na_position="last").head(top)
     frame["densities"] = frame["densities"].map(
         lambda ds: "[" + ", ".join(f"{d:.3g}" for d in ds) + "]" if ds is not None else None
@@ -37,6 +40,8 @@ def leaderboard(rows: Sequence[dict], metric: str, top: int = 10) -> pd.DataFram
     columns = ["rank", *(c for c in LEADERBOARD if c in frame.columns)]
     if metric not in LEADERBOARD:
         columns.insert(4, metric)
+    if not all(is_feasible(r) for r in rows):
+        columns.insert(columns.index("status") + 1, "feasible")
     return frame[columns].round({"test_acc": 4, "val_acc": 4, "density": 4, "egf": 4, "wall_s": 1})
 
 
@@ -56,7 +61,9 @@ def status_table(rows_by_sweep: dict[str, list[dict]], states: dict[str, dict]) 
         kind = state.get("spec", {}).get("kind") or (rows[0]["kind"] if rows else "-")
         metric = sweep_metric(state.get("spec", {}), kind)
         counts = pd.Series([r["status"] for r in rows], dtype="object").value_counts()
-        scores = [r[metric] for r in rows if r["status"] == "done" and r.get(metric) is not None]
+        scores = [
+            r[metric] for r in rows if r["status"] == "done" and is_feasible(r) and r.get(metric) is not None
+        ]
         ended = [r["ended_at"] for r in rows if r.get("ended_at") is not None]
         lines.append(
             {
@@ -79,15 +86,17 @@ def sweep_metric(spec: dict, kind: str) -> str:
     return (spec.get("search") or {}).get("metric", "val_acc") if kind == "snas" else "test_acc"
 
 
+def is_feasible(row: Mapping[str, Any]) -> bool:
+    """False only for an SNAS trial over `search.max_active_weights`: it is shown but never ranked best."""
+    return row.get("feasible") is not False
+
+
 def pareto_keys(rows: Sequence[Mapping[str, Any]], metric: str) -> set[str]:
     """Trials no other finished trial beats on both accuracy (up) and active weights (down)."""
     usable = [
         r
         for r in rows
-        if r["status"] == "done"
-        and r.get(metric) is not None
-        and math.isfinite(r[metric])
-        and r.get("feasible") is not False
+        if r["status"] == "done" and r.get(metric) is not None and math.isfinite(r[metric]) and is_feasible(r)
     ]
     front = set()
     for row in usable:

@@ -41,7 +41,7 @@ from sweep.records import PlannedTrial, TrialMeta, TrialRecorder, facts_from_dic
 from sweep.results import EPOCHS, ResultsStore  # noqa: E402
 from sweep.sc_sdc import sc_sdc_trials  # noqa: E402
 from sweep.spec import SweepSpec, config_to_dict, parse_spec, parse_trial  # noqa: E402
-from sweep.summary import pareto_keys  # noqa: E402
+from sweep.summary import is_feasible, pareto_keys  # noqa: E402
 from sweep.worker import PLANNED, dataset_key, run_planned_trial, trial_name  # noqa: E402
 
 Echo = Callable[[str], None]
@@ -142,12 +142,12 @@ def _error_message(trial: Any) -> str:
 class ProgressCallback(tune.Callback):
     """One line per finished trial: how many are done and running, its result, and the best so far."""
 
-    def __init__(self, total: int, metric: str, echo: Echo = print) -> None:
-        self.total, self.metric, self.echo = total, metric, echo
-        self._ended: dict[str, float | None] = {}  # trial id -> its metric (None if it failed)
+    def __init__(self, total: int, metric: str, echo: Echo = print, budget: int | None = None) -> None:
+        self.total, self.metric, self.echo, self.budget = total, metric, echo, budget
+        self._ended: dict[str, float | None] = {}  # trial id -> its metric (None: failed or over budget)
 
     def __getstate__(self) -> dict:
-        return {"total": self.total, "metric": self.metric}
+        return {"total": self.total, "metric": self.metric, "budget": self.budget}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -161,9 +161,12 @@ class ProgressCallback(tune.Callback):
     def _line(self, trials: list, trial: Any, outcome: str) -> None:
         for other in trials:  # trials that ended before a resume
             if other.status in ("TERMINATED", "ERROR") and other.trial_id not in self._ended:
-                self._ended[other.trial_id] = _metric(other.last_result, self.metric, other.status == "ERROR")
+                ranked = other.status != "ERROR" and self._within_budget(other.last_result)
+                self._ended[other.trial_id] = _metric(other.last_result, self.metric, not ranked)
         last = trial.last_result or {}
         outcome = "diverged" if last.get("diverged") else outcome
+        if outcome == "done" and not self._within_budget(last):
+            outcome = "infeasible"  # over search.max_active_weights: shown, never the best
         self._ended[trial.trial_id] = _metric(last, self.metric, outcome != "done")
         running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self._ended)
         values = [v for v in self._ended.values() if v is not None]
@@ -178,6 +181,9 @@ class ProgressCallback(tune.Callback):
             f"[{len(self._ended):>3}/{self.total}] {outcome:<8} {detail}  | running {running}, "
             f"best {self.metric} {best}"
         )
+
+    def _within_budget(self, result: Mapping | None) -> bool:
+        return self.budget is None or ((result or {}).get("active_weights") or 0) <= self.budget
 
 
 def _metric(result: Mapping | None, metric: str, failed: bool) -> float | None:
@@ -294,7 +300,7 @@ def _run_stage(
         if spec.kind == "snas" and stage == "main":
             settings["max_concurrent_trials"] = spec.ray.max_concurrent_trials or _slots(spec)
             tune_config = _search_config(spec, data, settings, echo)
-            callbacks.append(ProgressCallback(spec.search.num_samples, metric, echo))
+            callbacks.append(ProgressCallback(spec.search.num_samples, metric, echo, _constraint(spec)))
             tuner = tune.Tuner(trainable, run_config=run_config, tune_config=tune_config)
         else:
             if stage == "baselines":
@@ -364,7 +370,8 @@ def _baselines(
         echo("no finished search trial: no baselines to train")
         return []
     echo(f"training the baselines at the best trial's {best['active_weights']:,} active weights")
-    return snas.baseline_trials(best, arrays.input_shape, arrays.num_classes)
+    seeds = spec.search.baseline_seeds
+    return snas.baseline_trials(best, arrays.input_shape, arrays.num_classes, seeds)
 
 
 def _slots(spec: SweepSpec) -> int:
@@ -417,11 +424,7 @@ def _replay(row: Mapping[str, Any], metric: str) -> dict:
 
 
 def _best(rows: list[dict], metric: str) -> dict | None:
-    usable = [
-        r
-        for r in rows
-        if r["status"] == "done" and r.get(metric) is not None and r.get("feasible") is not False
-    ]
+    usable = [r for r in rows if r["status"] == "done" and r.get(metric) is not None and is_feasible(r)]
     return max(usable, key=lambda r: r[metric]) if usable else None
 
 

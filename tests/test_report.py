@@ -18,7 +18,11 @@ dataset: {name: synthetic, subset: 600}
 train: {lr: 0.05, epochs: 3, batch_size: 64}
 egf: {samples: 128}
 grid:
-  {sparse_width: 40, ratios: [0.25, 0.5], depths: [1], seeds: [0, 1], axes: {train.optimizer: [sgd, adam]}}
+  sparse_width: 40
+  ratios: [0.25, 0.5]
+  depths: [1]
+  seeds: [0, 1]
+  axes: {train.optimizer+train.lr: [[sgd, 0.05], [adam, 0.01]]}  # a linked axis: cells are (optimizer, lr)
 """
 SNAS = """
 name: search
@@ -27,7 +31,8 @@ dataset: {name: synthetic, subset: 600}
 model: {widths: [32, 16]}
 train: {optimizer: momentum, lr: 0.05, epochs: 2, batch_size: 64}
 egf: {samples: 128}
-search: {num_samples: 5, sampler: random, density_levels: [0.1, 0.3, 0.6, 1.0], seed: 0, baselines: true}
+search: {num_samples: 5, sampler: random, density_levels: [0.1, 0.3, 0.6, 1.0], seed: 0, baselines: true,
+         baseline_seeds: [0, 1], max_active_weights: 4000}
 """
 
 
@@ -79,6 +84,19 @@ def test_sc_sdc_report_numbers_match_duckdb(results, cli, tmp_path):
         assert float(row["p_wilcoxon"]) == pytest.approx(expected, rel=1e-3)
         assert float(row["sparse_acc"]) == pytest.approx(group["sparse"].mean(), rel=1e-3)
 
+    by_width = md_table(report, "sc_sdc_by_width")
+    widths = duckdb.sql(f"""
+        SELECT s.optimizer, d.widths[1] AS dense_width, count(*) AS pairs,
+               avg((s.test_acc > d.test_acc)::int) AS wins
+        FROM read_parquet('{results}/trials/sweep=grid/*.parquet') s
+        JOIN read_parquet('{results}/trials/sweep=grid/*.parquet') d USING (pair_id)
+        WHERE s.role = 'sparse' AND d.role = 'dense' GROUP BY ALL""").fetchall()
+    assert len(by_width) == len(widths) > len(table) - 1
+    rows = by_width.set_index(["optimizer", by_width["dense_width"].astype(int)])
+    for optimizer, width, n, wins in widths:
+        assert int(rows.loc[(optimizer, width), "pairs"]) == n
+        assert float(rows.loc[(optimizer, width), "sparse_wins"]) == pytest.approx(wins, abs=1e-3)
+
 
 def test_dynamics_table_matches_duckdb(results, cli, tmp_path):
     out = tmp_path / "grid-report"
@@ -121,12 +139,35 @@ def test_snas_report_draws_the_search(results, cli, tmp_path):
     assert (out / "snas.png").exists() and "](snas.png)" in report
     assert "Not an SC-SDC sweep" in report
     best = md_table(report, "snas_best")
-    top = duckdb.sql(f"""SELECT max(val_acc) FROM read_parquet('{results}/trials/sweep=search/*.parquet')
-                         WHERE role IN ('search', 'warm_start') AND status = 'done'""").fetchall()[0][0]
-    assert float(best["val_acc"].iloc[0]) == pytest.approx(top, abs=1e-4)
-    baselines = md_table(report, "snas_baselines")
+    top, best_key, over = duckdb.sql(f"""
+        SELECT max(val_acc), arg_max(trial_key, val_acc), (SELECT count(*) FILTER (WHERE NOT feasible)
+            FROM read_parquet('{results}/trials/sweep=search/*.parquet')
+            WHERE role IN ('search', 'warm_start'))
+        FROM read_parquet('{results}/trials/sweep=search/*.parquet')
+        WHERE role IN ('search', 'warm_start') AND status = 'done' AND feasible""").fetchall()[0]
+    assert float(best["val_acc"].iloc[0]) == pytest.approx(top, abs=1e-4)  # the best within the budget
+    assert (best["active_weights"].astype(int) <= 4000).all()
+    assert over > 0 and f"{over} over the active-weight budget (drawn, not ranked)" in report
+    baselines = md_table(report, "snas_baselines").set_index("role")
     roles = {"baseline_uniform", "baseline_erk", "baseline_dense", "baseline_full_dense"}
-    assert set(baselines["role"]) - {"search", "warm_start"} == roles
+    assert set(baselines.index) == roles | {"best"}
+    assert (baselines["seeds"].astype(int) == 2).all()  # baseline_seeds: [0, 1]
+    runs = duckdb.sql(f"""
+        SELECT CASE WHEN role = 'best_reseeded' THEN 'best' ELSE role END AS role, count(*), avg(test_acc)
+        FROM read_parquet('{results}/trials/sweep=search/*.parquet')
+        WHERE role LIKE 'baseline_%' OR role = 'best_reseeded' GROUP BY ALL""").fetchall()
+    reseeded_of = duckdb.sql(f"""SELECT pair_id FROM read_parquet('{results}/trials/sweep=search/*.parquet')
+                                 WHERE role = 'best_reseeded'""").fetchall()[0][0]
+    assert reseeded_of == best_key
+    best_acc = duckdb.sql(f"""SELECT test_acc FROM read_parquet('{results}/trials/sweep=search/*.parquet')
+                              WHERE trial_key = '{best_key}'""").fetchall()[0][0]
+    for role, count, acc in runs:
+        if role == "best":  # the best search trial (seed 0) and its re-run at seed 1
+            assert count == 1
+            acc = (acc + best_acc) / 2
+        else:
+            assert count == 2, role
+        assert float(baselines.loc[role, "test_acc"]) == pytest.approx(acc, abs=5e-4), role
     front = md_table(report, "snas_front")
     flagged = duckdb.sql(f"""SELECT count(*) FROM read_parquet('{results}/trials/sweep=search/*.parquet')
                              WHERE pareto""").fetchall()[0][0]

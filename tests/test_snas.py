@@ -55,6 +55,16 @@ def test_baselines_match_the_best_trials_budget():
     full = planned["baseline_full_dense"].config.model
     assert full.widths == (300, 100) and full.mask == "dense"
 
+    seeded = baseline_trials(best, SHAPE, CLASSES, seeds=(0, 1, 2))
+    by_role: dict[str, list[int]] = {}
+    for item in seeded:
+        by_role.setdefault(item.meta.role, []).append(item.config.train.seed)
+        assert item.meta.pair_id == best_config.key
+    assert by_role == {**{role: [0, 1, 2] for role in planned}, "best_reseeded": [1, 2]}
+    assert len({item.config.key for item in seeded}) == len(seeded) == 14
+    reseeded = [item.config for item in seeded if item.meta.role == "best_reseeded"]
+    assert all(c.model == best_config.model for c in reseeded)  # the same architecture, another seed
+
 
 def test_pareto_front():
     rows = [

@@ -117,6 +117,10 @@ def test_bad_settings_get_one_clear_line(cli, tmp_path, override, needle):
         ("name: s\nkind: snas\nsearch: {num_samples: 0}\n", "search.num_samples: 0 is out of range"),
         ("name: s\nkind: sc_sdc\ngrid: {ratios: []}\n", "grid.ratios: expected a non-empty list"),
         (
+            "name: s\nkind: snas\nsearch: {baseline_seeds: [0, 1]}\n",
+            "search.baseline_seeds: [0, 1] needs search.baselines: true",
+        ),
+        (
             "name: s\nkind: sc_sdc\ngrid: {axes: {train.optimizer: []}}\n",
             "grid.axes.train.optimizer: an axis needs",
         ),

@@ -95,6 +95,15 @@ search: {num_samples: 4, sampler: nsga2, metric: test_acc, density_levels: [0.1,
     assert front
     assert all(t["pareto"] is not None for t in trials)
     assert all(t["feasible"] == (t["active_weights"] <= 3000) for t in trials)
+    # trials over the budget are shown as such and never ranked best: not in the progress, the leaderboard
+    # or the status line
+    over = [t for t in trials if not t["feasible"]]
+    assert over and result.out.count("] infeasible") == len(over)
+    best = max((t for t in trials if t["feasible"]), key=lambda t: t["test_acc"])
+    board = result.out.split("leaderboard of nsga")[1].splitlines()
+    assert board[2].split()[:2] == ["1", best["trial_key"]], board
+    status = cli("status", "nsga", "--results", tmp_path / "r")
+    assert f"test_acc {best['test_acc']:.4f}" in status.out
     for row in front:  # nothing on the front is beaten on both objectives
         assert not any(
             o["test_acc"] >= row["test_acc"] and o["active_weights"] < row["active_weights"]
