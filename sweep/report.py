@@ -460,8 +460,9 @@ def _plot_snas(
     bars_ax.set_xticks(range(depth), [*(f"hidden {i}" for i in range(depth - 1)), "output"])
     bars_ax.set(ylabel="density", title=f"per-layer densities of the top {len(best)}")
     bars_ax.legend(fontsize=7)
-    progress_ax.plot(done["trial"], done[metric], "o", ms=4, color="tab:gray")
-    best_so_far = done[metric].where(done["within_budget"]).cummax()
+    progress_ax.plot(inside["trial"], inside[metric], "o", ms=4, color="tab:gray")
+    progress_ax.plot(over["trial"], over[metric], "x", ms=4, color="tab:gray")
+    best_so_far = done[metric].where(done["within_budget"]).cummax().ffill()  # over-budget trials: no change
     progress_ax.plot(done["trial"], best_so_far, "-", color="tab:green", label="best so far")
     progress_ax.set(xlabel="trial", ylabel=metric, title="the search over time")
     progress_ax.xaxis.set_major_locator(MaxNLocator(integer=True))

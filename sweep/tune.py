@@ -40,9 +40,16 @@ from sweep.errors import Interrupted, UserError  # noqa: E402
 from sweep.records import PlannedTrial, TrialMeta, TrialRecorder, facts_from_dict  # noqa: E402
 from sweep.results import EPOCHS, ResultsStore  # noqa: E402
 from sweep.sc_sdc import sc_sdc_trials  # noqa: E402
-from sweep.spec import SweepSpec, config_to_dict, parse_spec, parse_trial  # noqa: E402
+from sweep.spec import METRICS, SweepSpec, config_to_dict, parse_spec, parse_trial  # noqa: E402
 from sweep.summary import is_feasible, pareto_keys  # noqa: E402
-from sweep.worker import PLANNED, dataset_key, run_planned_trial, trial_name  # noqa: E402
+from sweep.worker import (  # noqa: E402
+    PLANNED,
+    FinishedTrials,
+    dataset_key,
+    finished_trials_name,
+    run_planned_trial,
+    trial_name,
+)
 
 Echo = Callable[[str], None]
 _EPOCH_COLUMNS = [name for name in EPOCHS.names if name != "trial_key"]
@@ -110,6 +117,10 @@ class ResultsCallback(tune.Callback):
         if self.max_active_weights is not None and last.get("active_weights") is not None:
             extra["feasible"] = last["active_weights"] <= self.max_active_weights
         self._write(recorder.finish, status, ended_at=datetime.now(UTC), **extra)
+        if status == "done":  # the searcher may propose this configuration again: replay, don't retrain
+            with contextlib.suppress(ValueError):  # no such actor: a driver of an older sweep
+                finished = ray.get_actor(finished_trials_name(self.sweep))
+                finished.add.remote({recorder.config.key: _replay(last, last["epoch"])})
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(self._recorder(trial).finish, "error", _error_message(trial), ended_at=datetime.now(UTC))
@@ -165,9 +176,11 @@ class ProgressCallback(tune.Callback):
                 self._ended[other.trial_id] = _metric(other.last_result, self.metric, not ranked)
         last = trial.last_result or {}
         outcome = "diverged" if last.get("diverged") else outcome
-        if outcome == "done" and not self._within_budget(last):
+        if outcome == "done" and last.get("replayed"):
+            outcome = "replayed"  # a configuration that had finished: its result again, no training
+        if outcome in ("done", "replayed") and not self._within_budget(last):
             outcome = "infeasible"  # over search.max_active_weights: shown, never the best
-        self._ended[trial.trial_id] = _metric(last, self.metric, outcome != "done")
+        self._ended[trial.trial_id] = _metric(last, self.metric, outcome not in ("done", "replayed"))
         running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self._ended)
         values = [v for v in self._ended.values() if v is not None]
         if outcome == "error":
@@ -273,12 +286,11 @@ def _run_stage(
     path = f"{storage.rstrip('/')}/{experiment}"
     metric = spec.search.metric if spec.kind == "snas" else "test_acc"
     done = {r["trial_key"]: r for r in store.rows("trials", spec.name) if r["status"] == "done"}
+    finished = FinishedTrials.options(name=finished_trials_name(spec.name), get_if_exists=True).remote()
+    ray.get(finished.add.remote({key: _replay(row, row["epochs_done"]) for key, row in done.items()}))
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_planned_trial,
-            data=data,
-            threads=max(1, int(spec.resources.cpu)),
-            finished={key: _replay(row, metric) for key, row in done.items()},
+            run_planned_trial, data=data, threads=max(1, int(spec.resources.cpu)), finished=finished
         ),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
@@ -412,15 +424,10 @@ def _fit(tuner: tune.Tuner, expected: int | None) -> bool:
     return ended == len(results) and (expected is None or len(results) >= expected)
 
 
-def _replay(row: Mapping[str, Any], metric: str) -> dict:
-    return {
-        "epoch": row["epochs_done"],
-        "trial_key": row["trial_key"],
-        "active_weights": row["active_weights"],
-        "val_acc": row["val_acc"],
-        "test_acc": row["test_acc"],
-        metric: row[metric],
-    }
+def _replay(values: Mapping[str, Any], epoch: int) -> dict:
+    """What a finished trial reports again when its configuration comes up again (a `trials` row or the
+    trial's last result): enough for the searcher, the scheduler and the progress line."""
+    return {"epoch": epoch, **{name: values.get(name) for name in ("trial_key", "active_weights", *METRICS)}}
 
 
 def _best(rows: list[dict], metric: str) -> dict | None:

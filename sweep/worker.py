@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -22,13 +23,35 @@ from sweep.train import EpochReport, TrialFacts, resolve_device, train_trial
 PLANNED = "sweep_trial"
 
 
-def run_planned_trial(
-    config: dict, data: Mapping[str, ArrayDataset], threads: int, finished: Mapping[str, dict]
-) -> None:
-    """Tune function trainable: the core trainer, reporting every epoch to the driver."""
+@ray.remote(num_cpus=0)
+class FinishedTrials:
+    """The sweep's finished trials by trial key, with the result each reported last. A trial whose
+    configuration is here (done before an interruption, or earlier in this run: a searcher may propose a
+    configuration twice) hands that result to Tune again instead of training."""
+
+    def __init__(self) -> None:
+        self._results: dict[str, dict] = {}
+
+    def add(self, results: Mapping[str, dict]) -> None:
+        self._results.update(results)
+
+    def get(self, key: str) -> dict | None:
+        return self._results.get(key)
+
+
+def finished_trials_name(sweep: str) -> str:
+    """The name of a sweep's `FinishedTrials` actor, which the driver's callback adds to."""
+    return f"sweep-finished-trials-{sweep}"
+
+
+def run_planned_trial(config: dict, data: Mapping[str, ArrayDataset], threads: int, finished: Any) -> None:
+    """Tune function trainable: the core trainer, reporting every epoch to the driver.
+
+    `finished` is the sweep's `FinishedTrials` actor."""
     trial = parse_trial(config[PLANNED]["config"])
-    if trial.key in finished:  # done before an interruption: hand its result to the searcher, train nothing
-        tune.report({**finished[trial.key], "replayed": True})
+    replay = ray.get(finished.get.remote(trial.key))
+    if replay is not None:  # hand the searcher the result it already has; train nothing
+        tune.report({**replay, "replayed": True})
         return
     torch.set_num_threads(threads)
     started = time.time()

@@ -74,6 +74,32 @@ def test_snas_sweep_writes_a_row_per_trial_with_densities_from_the_levels(cli, t
     assert len(rows(tmp_path / "r", "snas-test")) == len(trials)
 
 
+def test_a_configuration_proposed_again_is_replayed_not_retrained(cli, tmp_path):
+    """A search space of one point: every proposal after the first is the same configuration. One trial at a
+    time, so the first has finished when the others start; they hand its result back without training."""
+    spec = write_spec(
+        tmp_path / "s.yaml",
+        """
+name: one-point
+kind: snas
+dataset: {name: synthetic}
+model: {widths: [16]}
+train: {epochs: 2, batch_size: 64}
+egf: {samples: 128}
+search: {num_samples: 3, sampler: random, density_levels: [0.5], warm_start_density: null, seed: 0}
+ray: {max_concurrent_trials: 1}
+""",
+    )
+    result = cli("run", spec, "--results", tmp_path / "r")
+    assert result.code == 0, result.err
+    assert result.out.count("] done") == 1 and result.out.count("] replayed") == 2, result.out
+    (trial,) = rows(tmp_path / "r", "one-point")
+    epochs = query(ResultsStore(tmp_path / "r"), "SELECT epoch, test_acc FROM epochs ORDER BY epoch")
+    assert list(epochs["epoch"]) == [0, 1, 2]  # trained once
+    assert trial["test_acc"] == pytest.approx(epochs["test_acc"].iloc[-1])
+    assert f"val_acc {trial['val_acc']:.4f}" in result.out.split("] replayed")[1]  # the searcher got it
+
+
 def test_nsga2_marks_a_pareto_set(cli, tmp_path):
     spec = write_spec(
         tmp_path / "s.yaml",
