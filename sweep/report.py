@@ -246,7 +246,8 @@ def dynamics_section(trials: pd.DataFrame, epochs: pd.DataFrame, cells: list[str
     section.tables.append(("dynamics", table))
     section.lines.append(
         f"Means over each cell's trials. A trial counts as collapsed when its final test accuracy is more "
-        f"than {COLLAPSE:.0%} below the best it reached; egf_mean is EGF averaged over training (SPEC.md §2)."
+        f"than {COLLAPSE:.0%} below the best it reached; egf_mean is the trials' egf2_mean, EGF averaged "
+        "over training."
     )
     return section
 
