@@ -33,7 +33,7 @@ from scipy import stats
 from sweep.errors import UserError
 from sweep.results import ResultsStore
 from sweep.spec import axis_keys
-from sweep.summary import is_feasible, pareto_keys
+from sweep.summary import is_feasible, pareto_keys, sweep_metric
 
 MEASURES = ("gf1_mean", "gf2_mean", "egf1_mean", "egf2_mean")
 SEARCH_ROLES = ("search", "warm_start")
@@ -59,7 +59,7 @@ def write_report(store: ResultsStore, name: str, out: Path) -> Path:
     state = store.sweep_state(name) or {}
     spec = state.get("spec", {})
     kind = str(trials["kind"].iloc[0])
-    metric = (spec.get("search") or {}).get("metric", "val_acc") if kind == "snas" else "test_acc"
+    metric = sweep_metric(spec, kind)
     out.mkdir(parents=True, exist_ok=True)
     cells = _cell_columns(spec, trials)
     sections = [

@@ -115,7 +115,7 @@ class ResultsCallback(tune.Callback):
             status = "done" if last.get("epoch") == recorder.config.train.epochs else "stopped"
         extra = {}
         if self.max_active_weights is not None and last.get("active_weights") is not None:
-            extra["feasible"] = last["active_weights"] <= self.max_active_weights
+            extra["feasible"] = _within_budget(last, self.max_active_weights)
         self._write(recorder.finish, status, ended_at=datetime.now(UTC), **extra)
         if status == "done":  # the searcher may propose this configuration again: replay, don't retrain
             with contextlib.suppress(ValueError):  # no such actor: a driver of an older sweep
@@ -172,13 +172,13 @@ class ProgressCallback(tune.Callback):
     def _line(self, trials: list, trial: Any, outcome: str) -> None:
         for other in trials:  # trials that ended before a resume
             if other.status in ("TERMINATED", "ERROR") and other.trial_id not in self._ended:
-                ranked = other.status != "ERROR" and self._within_budget(other.last_result)
+                ranked = other.status != "ERROR" and _within_budget(other.last_result, self.budget)
                 self._ended[other.trial_id] = _metric(other.last_result, self.metric, not ranked)
         last = trial.last_result or {}
         outcome = "diverged" if last.get("diverged") else outcome
         if outcome == "done" and last.get("replayed"):
             outcome = "replayed"  # a configuration that had finished: its result again, no training
-        if outcome in ("done", "replayed") and not self._within_budget(last):
+        if outcome in ("done", "replayed") and not _within_budget(last, self.budget):
             outcome = "infeasible"  # over search.max_active_weights: shown, never the best
         self._ended[trial.trial_id] = _metric(last, self.metric, outcome not in ("done", "replayed"))
         running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self._ended)
@@ -195,8 +195,10 @@ class ProgressCallback(tune.Callback):
             f"best {self.metric} {best}"
         )
 
-    def _within_budget(self, result: Mapping | None) -> bool:
-        return self.budget is None or ((result or {}).get("active_weights") or 0) <= self.budget
+
+def _within_budget(result: Mapping | None, budget: int | None) -> bool:
+    """Whether a trial's result keeps to `search.max_active_weights` (no budget: always)."""
+    return budget is None or ((result or {}).get("active_weights") or 0) <= budget
 
 
 def _metric(result: Mapping | None, metric: str, failed: bool) -> float | None:

@@ -220,30 +220,13 @@ def test_killed_driver_then_resume(tmp_path):
         GRID.replace("epochs: 2", "epochs: 30").replace("ratios: [0.25, 0.5]", "ratios: [0.25, 0.5, 0.75]"),
     )
     results = tmp_path / "r"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweep", "run", str(spec), "--results", str(results)],
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline and len(_done(results)) < 2:
-        assert proc.poll() is None, proc.stdout.read().decode()
-        time.sleep(0.5)
+    proc = _sweep_with_trials_done(spec, results, 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = {t["trial_key"]: t["started_at"] for t in _done(results)}
     assert 2 <= len(before) < 12
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "sweep", "resume", "grid-test", "--results", str(results)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    resumed = _resume(results)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     trials = rows(results, "grid-test")
     planned = {p.config.key for p in sc_sdc_trials(load_spec(spec))}
@@ -257,6 +240,31 @@ def test_killed_driver_then_resume(tmp_path):
         "SELECT trial_key, count(*) AS n, count(DISTINCT epoch) AS d FROM epochs GROUP BY trial_key",
     )
     assert (epochs["n"] == epochs["d"]).all() and set(epochs["n"]) == {31}
+
+
+_ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _sweep_with_trials_done(spec, results, trials: int) -> subprocess.Popen:
+    """`sweep run` in a process group of its own (as from a terminal), once `trials` trials are done."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "run", str(spec), "--results", str(results)],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_ENV,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and len(_done(results)) < trials:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.5)
+    return proc
+
+
+def _resume(results) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "sweep", "resume", "grid-test", "--results", str(results)]
+    return subprocess.run(command, capture_output=True, text=True, env=_ENV, timeout=600)
 
 
 def _done(results) -> list[dict]:
@@ -282,32 +290,14 @@ def test_ctrl_c_then_resume(tmp_path):
     state saved and says how to go on; `sweep resume` finishes it."""
     spec = write_spec(tmp_path / "g.yaml", GRID.replace("epochs: 2", "epochs: 30"))
     results = tmp_path / "r"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweep", "run", str(spec), "--results", str(results)],
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline and len(_done(results)) < 1:
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.5)
+    proc = _sweep_with_trials_done(spec, results, 1)
     os.killpg(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=180)
     assert proc.returncode == 130, output
     assert "sweep grid-test was interrupted; continue it with 'sweep resume grid-test" in output
     assert ResultsStore(results).sweep_state("grid-test")["stage"] == "main"
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "sweep", "resume", "grid-test", "--results", str(results)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    resumed = _resume(results)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "Failed to fetch metrics" not in resumed.stderr  # Tune's restore noise stays quiet
     trials = rows(results, "grid-test")
