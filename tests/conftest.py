@@ -14,7 +14,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sparse-sweep-tests-")
 
 from sweep.cli import main
-from sweep.data import DEBIAN_FASHION_MNIST, load_arrays
+from sweep.core.data import DEBIAN_FASHION_MNIST, load_arrays
 from sweep.spec import DatasetSpec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from sweep.results import ResultsStore
+from sweep.store import ResultsStore
 
 from .conftest import ROOT, write_spec
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import sweep.data as data_module
-from sweep.data import load_arrays, make_splits, read_idx
+import sweep.core.data as data_module
+from sweep.core.data import load_arrays, make_splits, read_idx
 from sweep.errors import DataError
 from sweep.spec import DatasetSpec
 

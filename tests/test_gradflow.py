@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sweep.gradflow import flow_from_gradients, measure_flow
-from sweep.models import build_model
+from sweep.core.gradflow import flow_from_gradients, measure_flow
+from sweep.core.models import build_model
 from sweep.spec import ModelSpec
 
 

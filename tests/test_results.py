@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sweep.results import TABLES, ResultsStore, query
+from sweep.store import TABLES, ResultsStore, query
 
 from .conftest import write_spec
 
@@ -156,7 +156,7 @@ def test_empty_tables_are_queryable(tmp_path):
 
 WRITER = """
 import sys
-from sweep.results import ResultsStore
+from sweep.store import ResultsStore
 store = ResultsStore(sys.argv[1])
 rows = [{"trial_key": "big", "epoch": i, "test_acc": 0.5, "lr": 0.1} for i in range(400_000)]
 print("ready", flush=True)

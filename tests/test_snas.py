@@ -7,11 +7,12 @@ import math
 
 import pytest
 
-from sweep.masks import active_weights, layer_densities
-from sweep.models import weight_shapes
-from sweep.snas import baseline_trials, make_template, warm_start_points
+from sweep.core.masks import active_weights, layer_densities
+from sweep.core.models import weight_shapes
+from sweep.plans.baselines import baseline_trials
+from sweep.plans.snas import make_template, warm_start_points
 from sweep.spec import TrialConfig, config_to_dict, parse_spec, with_settings
-from sweep.summary import pareto_keys
+from sweep.store.summary import pareto_keys
 
 SHAPE, CLASSES = (1, 28, 28), 10
 

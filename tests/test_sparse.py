@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sweep.gradflow import measure_flow
-from sweep.layers import MaskEnforcer, SparseLinear, choose_backend, sparse_threshold
-from sweep.models import build_model
+from sweep.core.gradflow import measure_flow
+from sweep.core.layers import MaskEnforcer, SparseLinear, choose_backend, sparse_threshold
+from sweep.core.models import build_model
+from sweep.core.train import make_optimizer
 from sweep.spec import ModelSpec, TrainSpec
-from sweep.train import make_optimizer
 
 DENSITIES = (0.05, 0.02, 0.3)
 

@@ -158,7 +158,7 @@ def test_erk_rejects_a_density_list():
 
 
 def test_linked_grid_axes_vary_settings_together():
-    from sweep.sc_sdc import sc_sdc_trials
+    from sweep.plans.sc_sdc import sc_sdc_trials
 
     spec = parse_spec(
         {

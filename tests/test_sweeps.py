@@ -14,10 +14,10 @@ import time
 import pytest
 import torch
 
-from sweep.results import ResultsStore, query
-from sweep.sc_sdc import sc_sdc_trials
-from sweep.snas import first_proposals
+from sweep.engine.searcher import first_proposals
+from sweep.plans.sc_sdc import sc_sdc_trials
 from sweep.spec import load_spec, parse_spec
+from sweep.store import ResultsStore, query
 
 from .conftest import ROOT, SPECS, needs_fashion, write_spec
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from sweep.records import summary_epochs
+from sweep.core.train import train_trial
+from sweep.engine.recorder import summary_epochs
 from sweep.spec import ACTIVATIONS, parse_trial
-from sweep.train import train_trial
 
 
 def config(**sections):

@@ -14,7 +14,7 @@ import itertools
 import json
 
 from sweep.errors import SpecError
-from sweep.records import PlannedTrial, TrialMeta
+from sweep.plans.types import PlannedTrial, TrialMeta
 from sweep.spec import SweepSpec, axis_keys, with_settings
 
 

@@ -9,39 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
 
 import numpy as np
 
-from sweep.data import ArrayDataset
-from sweep.errors import UserError
-from sweep.gradflow import MEASURES
-from sweep.results import ResultsStore
+from sweep.core.gradflow import MEASURES
+from sweep.core.train import EpochReport, TrialFacts
+from sweep.plans.types import TrialMeta
 from sweep.spec import TrialConfig, config_to_dict
-from sweep.train import EpochReport, TrialFacts, train_trial
+from sweep.store import ResultsStore
 
 SUMMARY_POINTS = 11
-
-
-@dataclass(frozen=True)
-class TrialMeta:
-    """Where a trial sits in its sweep."""
-
-    kind: str = "single"
-    role: str | None = None
-    pair_id: str | None = None
-
-
-@dataclass(frozen=True)
-class PlannedTrial:
-    """One trial of a sweep, decided before it runs."""
-
-    config: TrialConfig
-    meta: TrialMeta
 
 
 def summary_epochs(last_epoch: int) -> list[int]:
@@ -182,52 +163,6 @@ class TrialRecorder:
         row.update(extra)
         self.store.write("trials", self.sweep, self.key, [row])
         return row
-
-
-def record_trial(
-    config: TrialConfig,
-    sweep: str,
-    meta: TrialMeta,
-    store: ResultsStore,
-    *,
-    data: ArrayDataset | None = None,
-    on_line: Callable[[str], None] | None = None,
-) -> dict:
-    """Train one trial in this process, streaming its rows to the store. Returns its `trials` row."""
-    recorder = TrialRecorder(store, sweep, config, meta)
-
-    def on_epoch(report: EpochReport, facts: TrialFacts) -> None:
-        recorder.on_epoch(report, facts)
-        if on_line is not None:
-            on_line(epoch_line(report.metrics, config.train.epochs))
-
-    try:
-        outcome = train_trial(config, data=data, on_epoch=on_epoch)
-    except UserError:
-        raise
-    except Exception as exc:
-        recorder.finish("error", f"{type(exc).__name__}: {exc}")
-        raise
-    return recorder.finish(outcome.status, outcome.error)
-
-
-def epoch_line(metrics: Mapping, epochs: int) -> str:
-    """One readable line per epoch."""
-
-    def show(name: str, fmt: str) -> str:
-        value = metrics.get(name)
-        return f"{name} {value:{fmt}}" if value is not None else f"{name} -"
-
-    parts = [
-        f"epoch {int(metrics['epoch']):>3}/{epochs}",
-        show("train_loss", ".4f"),
-        show("test_acc", ".4f"),
-        show("val_acc", ".4f"),
-        show("egf", ".4g"),
-        show("gf2", ".4g"),
-        f"{metrics['seconds']:.1f}s",
-    ]
-    return "  ".join(parts)
 
 
 def facts_from_dict(data: Mapping) -> TrialFacts:

@@ -1,16 +1,14 @@
-"""Mask allocation: how many weights each layer keeps, and which ones.
+"""Mask allocation: how many weights each layer keeps.
 
-Strategies fill per-layer densities (uniform, ERK, an explicit list, dense); `random_mask` places exactly
-`active_count(density, size)` ones at random from a generator. Shapes are plain tuples, so the search and
-the SC-SDC grid can count weights without building a model.
+Strategies fill per-layer densities (uniform, ERK, an explicit list, dense), and every layer then keeps
+exactly `active_count(density, size)` weights. Shapes are plain tuples, so the search and the SC-SDC grid
+can count weights without building a model (plain Python: no torch here).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import torch
 
 from sweep.errors import SpecError
 
@@ -59,14 +57,6 @@ def active_count(density: float, size: int) -> int:
 
 def active_weights(densities: Sequence[float], shapes: Sequence[Shape]) -> int:
     return sum(active_count(d, math.prod(s)) for d, s in zip(densities, shapes, strict=True))
-
-
-def random_mask(shape: Shape, count: int, generator: torch.Generator) -> torch.Tensor:
-    """A float mask of `shape` with exactly `count` ones at random positions."""
-    size = math.prod(shape)
-    flat = torch.zeros(size)
-    flat[torch.randperm(size, generator=generator)[:count]] = 1.0
-    return flat.view(shape)
 
 
 def check_counts(densities: Sequence[float], shapes: Sequence[Shape]) -> None:

@@ -13,21 +13,17 @@ nearest level.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import optuna
-from ray.tune.search.optuna import OptunaSearch
 
-from sweep.masks import active_weights, erk_densities
-from sweep.models import weight_shapes
-from sweep.records import PlannedTrial, TrialMeta
-from sweep.spec import SweepSpec, TrialConfig, config_to_dict, parse_trial, with_settings
-from sweep.worker import PLANNED
+from sweep.core.masks import active_weights, erk_densities
+from sweep.core.models import weight_shapes
+from sweep.plans.types import PLANNED, PlannedTrial, TrialMeta, planned_entry
+from sweep.spec import SearchSpec, SweepSpec, TrialConfig, with_settings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -107,11 +103,6 @@ def define_space(trial: optuna.Trial, template: SearchTemplate) -> dict[str, Any
     return {PLANNED: planned_entry(PlannedTrial(template.config(params), TrialMeta("snas", role)))}
 
 
-def planned_entry(planned: PlannedTrial) -> dict[str, Any]:
-    """A planned trial as plain data for a Tune config."""
-    return {"config": config_to_dict(planned.config), "meta": dataclasses.asdict(planned.meta)}
-
-
 def warm_start_points(template: SearchTemplate, density: float) -> list[dict[str, Any]]:
     """Uniform and ERK allocations at `density` on the template's own architecture, snapped to the levels."""
     base = template.base.model
@@ -133,76 +124,23 @@ def warm_start_points(template: SearchTemplate, density: float) -> list[dict[str
     return points
 
 
-def make_searcher(spec: SweepSpec, template: SearchTemplate) -> OptunaSearch:
-    search = spec.search
-    metric: str | list[str] = search.metric
-    mode: str | list[str] = "max"
+@dataclass(frozen=True)
+class Objective:
+    """What the sampler optimises: one metric (TPE, random) or two (NSGA-II: accuracy up, size down)."""
+
+    metric: str | list[str]
+    mode: str | list[str]
+
+
+def make_sampler(search: SearchSpec) -> tuple[optuna.samplers.BaseSampler, Objective]:
+    """The Optuna sampler a search asks for, seeded, and the objective it optimises."""
     if search.sampler == "nsga2":
         population = min(50, max(4, search.num_samples // 3))
         sampler = optuna.samplers.NSGAIISampler(seed=search.seed, population_size=population)
-        metric, mode = [search.metric, "active_weights"], ["max", "min"]
-    elif search.sampler == "tpe":
+        return sampler, Objective([search.metric, "active_weights"], ["max", "min"])
+    if search.sampler == "tpe":
         startup = max(2, min(10, search.num_samples // 4))
-        sampler = optuna.samplers.TPESampler(seed=search.seed, n_startup_trials=startup)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=search.seed)
-    return OptunaSearch(
-        space=partial(define_space, template=template),
-        metric=metric,
-        mode=mode,
-        sampler=sampler,
-        points_to_evaluate=[dict(point) for point in template.warm_starts] or None,
-    )
-
-
-def first_proposals(spec: SweepSpec, input_shape: Sequence[int], num_classes: int, n: int) -> list[dict]:
-    """The first `n` trials the searcher proposes for a spec (what a sweep would start with)."""
-    searcher = make_searcher(spec, make_template(spec, input_shape, num_classes))
-    searcher.set_search_properties(None, None, {})
-    proposals = [searcher.suggest(f"trial_{i}") for i in range(n)]
-    return [{k: v for k, v in p.items() if k != PLANNED} for p in proposals]
-
-
-def baseline_trials(
-    best: Mapping[str, Any], input_shape: Sequence[int], num_classes: int, seeds: Sequence[int] = ()
-) -> list[PlannedTrial]:
-    """What the search bought: at the best trial's active-weight count, the uniform and ERK allocations and a
-    dense net of the same depth (its SC-SDC partner); and the best trial's own architecture fully dense
-    (`baseline_full_dense`, the dense counterpart with every weight).
-
-    Each is trained at every seed in `seeds` (the best trial's own seed when empty), and the best trial is
-    trained again at the seeds other than its own (`best_reseeded`), so the comparison has a spread."""
-    config = parse_trial(json.loads(best["config"]))
-    budget = int(best["active_weights"])
-    shapes = weight_shapes(config.model, input_shape, num_classes)
-    overall = budget / sum(math.prod(s) for s in shapes)
-    depth = len(config.model.widths)
-
-    def dense_total(width: int) -> int:
-        model = dataclasses.replace(config.model, widths=(width,) * depth)
-        return sum(math.prod(s) for s in weight_shapes(model, input_shape, num_classes))
-
-    width = min(range(1, max(config.model.widths) + 1), key=lambda w: abs(dense_total(w) - budget))
-    meta = partial(TrialMeta, "snas", pair_id=best["trial_key"])
-    common = {"model.init_widths": None}
-    roles = {
-        "baseline_uniform": {**common, "model.mask": "uniform", "model.densities": overall},
-        "baseline_erk": {**common, "model.mask": "erk", "model.densities": overall},
-        "baseline_dense": {
-            **common,
-            "model.widths": [width] * depth,
-            "model.mask": "dense",
-            "model.densities": 1.0,
-        },
-        "baseline_full_dense": {**common, "model.mask": "dense", "model.densities": 1.0},
-    }
-    planned = []
-    for seed in seeds or (config.train.seed,):
-        if seed != config.train.seed:
-            again = with_settings(config, {"train.seed": seed})
-            planned.append(PlannedTrial(again, meta(role="best_reseeded")))
-        planned += [
-            PlannedTrial(with_settings(config, {**settings, "train.seed": seed}), meta(role=role))
-            for role, settings in roles.items()
-        ]
-    return planned
+        return optuna.samplers.TPESampler(seed=search.seed, n_startup_trials=startup), Objective(
+            search.metric, "max"
+        )
+    return optuna.samplers.RandomSampler(seed=search.seed), Objective(search.metric, "max")

@@ -1,4 +1,4 @@
-"""The results tables: Parquet schema, atomic writes, DuckDB queries. Knows nothing of training.
+"""The results tables on disk or on a pyarrow.fs URI: atomic Parquet writes, reads. Knows nothing of training.
 
 Layout (hive-partitioned, one partition per sweep, one file per trial and table):
     <root>/trials/sweep=<name>/part-<trial_key>.parquet      one row per trial
@@ -16,120 +16,13 @@ import os
 import uuid
 from collections.abc import Sequence
 
-import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sweep.errors import ResultsError
-
-SCHEMA_VERSION = "1"
-_f64, _i64, _str, _bool = pa.float64(), pa.int64(), pa.string(), pa.bool_()
-_time = pa.timestamp("us", tz="UTC")
-
-# The gradient-flow measures, in `trials` (final epoch) and in `epochs` (every epoch).
-_FLOW = [(name, _f64) for name in ("egf1", "egf2", "egf", "egf1_pw", "egf2_pw", "gf1", "gf2")]
-
-TRIALS = pa.schema(
-    [
-        ("trial_key", _str),
-        ("kind", _str),
-        ("status", _str),
-        ("error", _str),
-        ("role", _str),
-        ("pair_id", _str),
-        ("dataset", _str),
-        ("subset", _i64),
-        ("test_subset", _i64),
-        ("val_fraction", _f64),
-        ("family", _str),
-        ("depth", _i64),
-        ("widths", pa.list_(_i64)),
-        ("densities", pa.list_(_f64)),
-        ("mask", _str),
-        ("backend", _str),
-        ("layer_backends", pa.list_(_str)),
-        ("activation", _str),
-        ("batchnorm", _bool),
-        ("dropout", _f64),
-        ("skip", _bool),
-        ("init", _str),
-        ("init_widths", pa.list_(_i64)),
-        ("optimizer", _str),
-        ("lr", _f64),
-        ("momentum", _f64),
-        ("nesterov", _bool),
-        ("weight_decay", _f64),
-        ("schedule", _str),
-        ("batch_size", _i64),
-        ("augment", _str),
-        ("epochs", _i64),
-        ("epochs_done", _i64),
-        ("seed", _i64),
-        ("egf_samples", _i64),
-        ("egf_mode", _str),
-        ("active_weights", _i64),
-        ("total_weights", _i64),
-        ("total_params", _i64),
-        ("density", _f64),
-        ("test_acc", _f64),
-        ("test_loss", _f64),
-        ("val_acc", _f64),
-        ("best_val_acc", _f64),
-        *_FLOW,
-        ("egf1_mean", _f64),
-        ("egf2_mean", _f64),
-        ("gf1_mean", _f64),
-        ("gf2_mean", _f64),
-        ("pareto", _bool),
-        ("feasible", _bool),
-        ("wall_s", _f64),
-        ("device", _str),
-        ("node", _str),
-        ("started_at", _time),
-        ("ended_at", _time),
-        ("torch_version", _str),
-        ("ray_version", _str),
-        ("sweep_version", _str),
-        ("config", _str),
-    ]
-)
-EPOCHS = pa.schema(
-    [
-        ("trial_key", _str),
-        ("epoch", _i64),
-        ("train_loss", _f64),
-        ("train_acc", _f64),
-        ("val_acc", _f64),
-        ("test_loss", _f64),
-        ("test_acc", _f64),
-        *_FLOW,
-        ("lr", _f64),
-        ("seconds", _f64),
-        ("samples_per_s", _f64),
-    ]
-)
-LAYERS = pa.schema(
-    [
-        ("trial_key", _str),
-        ("epoch", _i64),
-        ("layer", _i64),
-        ("kind", _str),
-        ("backend", _str),
-        ("shape", pa.list_(_i64)),
-        ("density", _f64),
-        ("active_weights", _i64),
-        ("total_weights", _i64),
-        ("g_masked_l1", _f64),
-        ("g_masked_l2", _f64),
-        ("g_l1", _f64),
-        ("g_l2", _f64),
-    ]
-)
-TABLES = {"trials": TRIALS, "epochs": EPOCHS, "layers": LAYERS}
-_PARTITIONING = pads.partitioning(pa.schema([("sweep", _str)]), flavor="hive")
+from sweep.store.schema import SCHEMA_VERSION, TABLES, sweep_column
 
 
 class ResultsStore:
@@ -225,12 +118,16 @@ class ResultsStore:
 
     def dataset(self, table: str) -> pads.Dataset:
         """The table as a pyarrow dataset (empty, with its schema, when nothing is written yet)."""
-        schema = TABLES[table].append(pa.field("sweep", _str))
+        schema = TABLES[table].append(sweep_column())
         folder = f"{self.base}/{table}"
         if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
             return pads.dataset(schema.empty_table())
         return pads.dataset(
-            folder, schema=schema, format="parquet", filesystem=self.fs, partitioning=_PARTITIONING
+            folder,
+            schema=schema,
+            format="parquet",
+            filesystem=self.fs,
+            partitioning=pads.partitioning(pa.schema([sweep_column()]), flavor="hive"),
         )
 
     def sweeps(self) -> list[str]:
@@ -246,21 +143,6 @@ class ResultsStore:
 
     def _partition(self, table: str, sweep: str) -> str:
         return f"{self.base}/{table}/sweep={sweep}"
-
-
-def query(store: ResultsStore, sql: str) -> pd.DataFrame:
-    """Run DuckDB SQL with the views `trials`, `epochs` and `layers`."""
-    con = duckdb.connect()
-    try:
-        for name in TABLES:
-            con.register(name, store.dataset(name))
-        relation = con.sql(sql)
-        return relation.df() if relation is not None else pd.DataFrame()
-    except duckdb.Error as exc:
-        message = str(exc).strip().splitlines()[0]
-        raise ResultsError(f"query failed: {message[:300]}") from None
-    finally:
-        con.close()
 
 
 def _reason(exc: OSError) -> str:

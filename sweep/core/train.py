@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweep.data import ArrayDataset, DeviceDataset, Split, Splits, load_arrays, make_splits
+from sweep.core.data import ArrayDataset, DeviceDataset, Split, Splits, load_arrays, make_splits
+from sweep.core.gradflow import measure_flow
+from sweep.core.layers import MaskEnforcer
+from sweep.core.models import SparseNet, build_model
 from sweep.errors import UserError
-from sweep.gradflow import measure_flow
-from sweep.layers import MaskEnforcer
-from sweep.models import SparseNet, build_model
 from sweep.spec import TrainSpec, TrialConfig
 
 # Forward-only chunk size for evaluation and the gradient-flow probe: small chunks stay in the CPU's

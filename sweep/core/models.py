@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sweep import masks
-from sweep.layers import MaskedConv2d, MaskedLinear, choose_backend, init_layer_, to_sparse
+from sweep.core import masks
+from sweep.core.layers import MaskedConv2d, MaskedLinear, choose_backend, init_layer_, to_sparse
 from sweep.spec import ModelSpec
 
 KERNEL_SIZE = 3

@@ -15,12 +15,10 @@ import ray
 import torch
 from ray import tune
 
-from sweep.data import ArrayDataset, DeviceDataset, to_device
+from sweep.core.data import ArrayDataset, DeviceDataset, to_device
+from sweep.core.train import EpochReport, TrialFacts, resolve_device, train_trial
+from sweep.plans.types import PLANNED
 from sweep.spec import DatasetSpec, parse_trial
-from sweep.train import EpochReport, TrialFacts, resolve_device, train_trial
-
-# The Tune config key that carries a fully resolved trial: {"config": ..., "meta": ...}
-PLANNED = "sweep_trial"
 
 
 @ray.remote(num_cpus=0)

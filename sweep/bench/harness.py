@@ -1,0 +1,150 @@
+"""The measuring harness: A and B alternated after a warm-up, ratios per pair, the machine's description."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sweep.core.data import Split, Splits
+from sweep.core.layers import MaskEnforcer
+from sweep.core.models import build_model
+from sweep.core.train import make_optimizer, train_epoch
+from sweep.spec import ModelSpec, TrainSpec
+
+GOALS = {
+    "masking_ratio": ("<=", 1.05),
+    "data_speedup": (">=", 8.0),
+    "egf_overhead": ("<=", 1.05),
+    "sweep_overhead": ("<=", 1.25),
+    "peak_fraction": (">=", 0.55),
+    "sparse_speedup": (">=", 5.0),
+}
+# The paper's MLP at 10% density: on the masked backend where masking itself is measured, and as the trainer
+# runs it by default (`backend: auto`) where the rest of the epoch is.
+REFERENCE = ModelSpec(widths=(300, 100), densities=0.1, backend="masked")
+DEFAULT = ModelSpec(widths=(300, 100), densities=0.1)
+
+
+@dataclass
+class Result:
+    ratios: list[float]
+    raw: dict
+
+    def summary(self) -> dict[str, float]:
+        return {"min": min(self.ratios), "median": statistics.median(self.ratios), "max": max(self.ratios)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: torch.device
+    quick: bool
+
+    @property
+    def repeats(self) -> int:
+        """Alternations of A and B; many short ones, so both sides meet the same machine noise."""
+        return 3 if self.quick else 31
+
+    @property
+    def steps(self) -> int:
+        """Training steps (batch 128) in one timed sample of a per-step comparison."""
+        return 10 if self.quick else 60
+
+    @property
+    def train_samples(self) -> int | None:
+        """The training set of the whole-epoch comparison (EGF), all of Fashion-MNIST unless quick."""
+        return 3000 if self.quick else None
+
+
+class Trainer:
+    """The trainer's model, optimizer and mask enforcer, one training pass at a time."""
+
+    def __init__(self, spec: ModelSpec, splits: Splits, settings: Settings, tcfg: TrainSpec) -> None:
+        model = build_model(
+            spec, splits.input_shape, splits.num_classes, seed=0, device_type=settings.device.type
+        )
+        self.model = model.to(settings.device)
+        self.optimizer = make_optimizer(self.model.parameters(), tcfg)
+        self.enforcer = MaskEnforcer(self.model.weight_layers)
+        self.tcfg = tcfg
+
+    def epoch(self, data: Split) -> None:
+        train_epoch(self.model, data, self.optimizer, self.enforcer, self.tcfg, 1)
+
+
+def chunk(splits: Splits, settings: Settings) -> Split:
+    samples = settings.steps * 128
+    return Split(splits.train.x[:samples], splits.train.y[:samples])
+
+
+def alternate(
+    run_a: Callable[[], object],
+    run_b: Callable[[], object],
+    settings: Settings,
+    repeats: int | None = None,
+    warmup: bool = True,
+) -> tuple[list[float], list[float]]:
+    """Time A and B in turn (A, B, A, B, ...) after one untimed warm-up of each."""
+    if warmup:
+        run_a()
+        run_b()
+    times_a, times_b = [], []
+    for _ in range(repeats or settings.repeats):
+        times_a.append(timed(run_a, settings.device))
+        times_b.append(timed(run_b, settings.device))
+    return times_a, times_b
+
+
+def timed(run: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def paired(
+    times_a: list[float], times_b: list[float], label_a: str, label_b: str, extra: dict | None = None
+) -> Result:
+    return Result(
+        [a / b for a, b in zip(times_a, times_b, strict=True)],
+        {label_a: times_a, label_b: times_b, **(extra or {})},
+    )
+
+
+def machine(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+    }
+
+
+def summary_line(name: str, summary: dict[str, float]) -> str:
+    sign, goal = GOALS[name]
+    met = summary["median"] <= goal if sign == "<=" else summary["median"] >= goal
+    return (
+        f"  {name:<15} {summary['min']:7.3f} / {summary['median']:7.3f} / {summary['max']:7.3f}   "
+        f"goal {sign} {goal:<5} {'met' if met else 'MISSED'}"
+    )
+
+
+def write_json(record: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(record, indent=2))

@@ -1,0 +1,68 @@
+"""`sweep bench`: the trainer and the sweep layer against what a user would otherwise write.
+
+Every comparison runs its two sides in this one process, alternating A and B several times after a warm-up,
+and reports the ratio of each pair as min / median / max, plus the absolute times for the record:
+- masking_ratio  = masked trainer epoch / plain dense PyTorch loop epoch (same model shape, data, optimizer);
+- data_speedup   = torchvision DataLoader epoch (ToTensor + Normalize per sample) / trainer epoch;
+- egf_overhead   = epoch with the EGF probe / epoch without it (both evaluate the test set);
+- sweep_overhead = `sweep run` wall on an embedded Ray / (the same trials' serial time / parallel workers);
+- peak_fraction  = the trainer's FLOP/s on the reference MLP (784-300-100-10, batch 128, all weights counted)
+                   / this machine's dense matmul FLOP/s at the same dtype;
+- sparse_speedup = masked-backend epoch / `backend: auto` epoch for the SC-SDC MLP of ratio 0.1 (width 3076,
+                   4 hidden layers, hidden-to-hidden layers 1% dense).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from sweep.bench.harness import Result, Settings, machine, summary_line
+from sweep.bench.sparse import calibrate, sparse_speed
+from sweep.bench.sweep import sweep_cost
+from sweep.bench.trainer import data_path, egf_cost, masking, peak
+from sweep.core.data import load_arrays, make_splits
+from sweep.core.layers import calibration_path
+from sweep.spec import DatasetSpec
+
+
+def run_bench(
+    device: str = "cpu",
+    quick: bool = False,
+    echo: Callable[[str], None] = print,
+    only: list[str] | None = None,
+) -> dict:
+    """Run every comparison (or those in `only`) and return the JSON-ready record."""
+    settings = Settings(torch.device(device), quick)
+    if settings.device.type == "cuda" and not torch.cuda.is_available():
+        from sweep.errors import UserError
+
+        raise UserError("--device cuda: no CUDA device is visible here")
+    arrays = load_arrays(DatasetSpec(name="fashion_mnist"))
+    splits = make_splits(arrays, DatasetSpec(subset=settings.train_samples), seed=0, device=settings.device)
+    benches: dict[str, Callable[[], Result]] = {
+        "masking_ratio": lambda: masking(splits, settings),
+        "data_speedup": lambda: data_path(arrays, splits, settings),
+        "egf_overhead": lambda: egf_cost(splits, settings),
+        "peak_fraction": lambda: peak(splits, settings),
+        "sparse_speedup": lambda: sparse_speed(splits, settings),
+        "sweep_overhead": lambda: sweep_cost(settings),
+    }
+    record: dict = {"machine": machine(settings.device), "quick": quick, "raw": {}}
+    if not only or "sparse_speedup" in only:
+        echo("calibrating the sparse-kernel threshold ...")
+        record["calibration"] = calibrate(settings)
+        echo(
+            f"  backend auto: sparse kernels below density {record['calibration']['threshold']:g} "
+            f"on {settings.device.type}" + ("" if quick else f" (recorded in {calibration_path()})")
+        )
+    for name, bench in benches.items():
+        if only and name not in only:
+            continue
+        echo(f"measuring {name} ...")
+        result = bench()
+        record[name] = result.summary()
+        record["raw"][name] = result.raw
+        echo(summary_line(name, record[name]))
+    return record

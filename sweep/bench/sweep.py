@@ -1,0 +1,79 @@
+"""The sweep layer: trials through `sweep run` on an embedded Ray against the same trials run serially."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import torch
+
+from sweep.bench.harness import Result, Settings, alternate
+from sweep.core.data import load_arrays
+from sweep.core.train import train_trial
+from sweep.plans.sc_sdc import sc_sdc_trials
+from sweep.spec import parse_spec
+
+
+def sweep_cost(settings: Settings) -> Result:
+    """N short trials through `sweep run` (embedded Ray) against the same trials run serially here.
+
+    Full: 16 trials of about 5 s each (SC-SDC pairs of width 300 on all of Fashion-MNIST, 4 epochs). The
+    serial side loads the data once and trains each trial with the threads a worker gets. The fixed cost of
+    starting Ray, its workers and torch in them is part of the sweep's wall and is recorded apart as well.
+    """
+    from sweep.engine.tuner import run_sweep  # loads Ray: only when this comparison runs
+
+    epochs = 1 if settings.quick else 4
+    spec = parse_spec(
+        {
+            "name": "bench-sweep",
+            "kind": "sc_sdc",
+            "dataset": {"name": "fashion_mnist", "subset": 3000 if settings.quick else None},
+            "train": {"optimizer": "momentum", "lr": 0.05, "epochs": epochs},
+            "grid": {
+                "sparse_width": 300,
+                "ratios": [0.25, 0.5],
+                "depths": [1],
+                "seeds": [0] if settings.quick else [0, 1, 2, 3],
+            },
+            "resources": {"cpu": 1},
+        }
+    )
+    planned = sc_sdc_trials(spec)
+    workers = max(1, min(len(planned), (os.cpu_count() or 1) // int(spec.resources.cpu)))
+    threads = torch.get_num_threads()
+    startup: list[float] = []
+
+    def serial() -> None:
+        torch.set_num_threads(int(spec.resources.cpu))  # as each Ray worker trains
+        try:
+            arrays = load_arrays(spec.dataset)
+            for item in planned:
+                train_trial(item.config, data=arrays)
+        finally:
+            torch.set_num_threads(threads)
+
+    def through_ray() -> None:
+        with tempfile.TemporaryDirectory() as results:
+            began = time.time()
+            result = run_sweep(spec, results, echo=lambda _: None)
+            startup.append(min(row["started_at"].timestamp() for row in result.trials) - began)
+
+    reps = 1 if settings.quick else 3
+    times_serial, times_ray = alternate(serial, through_ray, settings, repeats=reps, warmup=False)
+    return Result(
+        ratios=[ray / (ser / workers) for ray, ser in zip(times_ray, times_serial, strict=True)],
+        raw={
+            "trials": len(planned),
+            "workers": workers,
+            "epochs": epochs,
+            "sweep_wall_s": times_ray,
+            "serial_s": times_serial,
+            "until_first_trial_s": startup,
+            "after_first_trial_ratio": [  # the same ratio without the fixed start (Ray, its workers, torch)
+                (ray - start) / (ser / workers)
+                for ray, start, ser in zip(times_ray, startup, times_serial, strict=True)
+            ],
+        },
+    )

@@ -1,0 +1,187 @@
+"""The `sweep` subcommands: each a thin layer over the public API, importing what it needs when it runs
+(so that `sweep query` does not pay for torch, and `sweep train` never loads Ray)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from sweep.cli.output import print_frame
+from sweep.errors import UserError
+
+if TYPE_CHECKING:
+    from sweep.engine.tuner import SweepResult
+    from sweep.spec import SweepSpec
+    from sweep.store import ResultsStore
+
+
+def train(args: argparse.Namespace) -> int:
+    from sweep.engine.local import record_trial
+    from sweep.plans.types import TrialMeta
+    from sweep.spec import load_spec
+    from sweep.store import ResultsStore
+
+    spec = load_spec(args.spec, args.overrides)
+    store = ResultsStore(args.results)
+    store.check_writable()
+    config = spec.trial
+    done = store.read("trials", spec.name).to_pylist() if store.exists() else []
+    previous = [r for r in done if r["trial_key"] == config.key and r["status"] == "done"]
+    if previous and not args.force:
+        print(
+            f"trial {config.key} of sweep {spec.name} is already done in {args.results}; "
+            "pass --force to train it again"
+        )
+        print_frame(pd.DataFrame(previous)[list(SUMMARY_COLUMNS)], "table")
+        return 0
+    print(
+        f"training trial {config.key} of sweep {spec.name} ({spec.dataset.name}, {spec.model.family} "
+        f"{list(spec.model.widths)}, {spec.train.optimizer}, {spec.train.epochs} epochs)"
+    )
+    row = record_trial(config, spec.name, TrialMeta(kind="single"), store, on_line=print)
+    print_frame(pd.DataFrame([row])[list(SUMMARY_COLUMNS)], "table")
+    print(f"tables: {args.results}/{{trials,epochs,layers}}/sweep={spec.name}/")
+    return 0 if row["status"] in ("done", "diverged") else 1
+
+
+SUMMARY_COLUMNS = (
+    "trial_key",
+    "status",
+    "test_acc",
+    "val_acc",
+    "test_loss",
+    "egf",
+    "gf2",
+    "active_weights",
+    "density",
+    "wall_s",
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = _spec_from_args(args)
+    _loopback_env(args.address or spec.ray.address)
+    from sweep.engine.tuner import run_sweep
+
+    return _finish(run_sweep(spec, args.results, args.address))
+
+
+def _loopback_env(address: str | None) -> None:
+    """A head on 127.0.0.1 needs drivers that keep to loopback too (set before Ray is imported)."""
+    host = (address or "").split("://")[-1].rsplit(":", 1)[0]
+    if host in ("127.0.0.1", "localhost"):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def submit(args: argparse.Namespace) -> int:
+    from sweep.engine.submit import submit_sweep
+    from sweep.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    _, status = submit_sweep(spec, args.address, args.results, follow=args.follow)
+    return 0 if status in (None, "SUCCEEDED") else 1
+
+
+def _spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    from sweep.spec import apply_overrides, load_spec, parse_spec, read_yaml
+
+    if args.spec_env:
+        text = os.environ.get(args.spec_env)
+        if text is None:
+            raise UserError(f"--spec-env {args.spec_env}: no such environment variable")
+        return parse_spec(apply_overrides(read_yaml(text, f"${args.spec_env}"), args.overrides))
+    if not args.spec:
+        raise UserError("run: give a spec file (or --spec-env VAR)")
+    return load_spec(args.spec, args.overrides)
+
+
+def resume(args: argparse.Namespace) -> int:
+    _loopback_env(args.address)
+    from sweep.engine.tuner import resume_sweep
+
+    result = resume_sweep(args.name, args.results, args.address)
+    return _finish(result)
+
+
+def _finish(result: SweepResult) -> int:
+    """Leaderboard, timing and where the tables are; non-zero when every trial failed."""
+    from sweep.store.summary import leaderboard, sweep_metric, timing_line
+
+    name, metric = result.name, sweep_metric(result.spec, result.spec["kind"])
+    print(f"\nleaderboard of {name} (by {metric}):")
+    print_frame(leaderboard(result.trials, metric), "table")
+    print(timing_line(result.trials, result.wall_s))
+    print(f"tables: {result.results}/{{trials,epochs,layers}}/sweep={name}/")
+    print(
+        f"""query:  sweep query "SELECT role, avg(test_acc) FROM trials WHERE sweep = '{name}' """
+        f"""GROUP BY role" --results {result.results}"""
+    )
+    failed = [r for r in result.trials if r["status"] == "error"]
+    return 1 if result.trials and len(failed) == len(result.trials) else 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sweep.report import write_report
+    from sweep.store import ResultsStore
+
+    store = ResultsStore(args.results)
+    local = "://" not in args.results
+    out = Path(args.out) if args.out else (Path(args.results) if local else Path(".")) / "reports" / args.name
+    path = write_report(store, args.name, out)
+    print(f"report of {args.name}: {path}")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from sweep.store.summary import leaderboard, status_table, sweep_metric
+
+    store = _existing_store(args.results)
+    names = [args.name] if args.name else store.sweeps()
+    states = {s["name"]: s for s in store.sweep_states() if not args.name or s["name"] == args.name}
+    rows = {name: store.rows("trials", name) for name in names}
+    if args.name and not rows[args.name] and args.name not in states:
+        known = ", ".join(store.sweeps()) or "none"
+        raise UserError(f"no sweep named {args.name!r} in {args.results} (sweeps there: {known})")
+    print_frame(status_table(rows, states), "table")
+    if args.name:
+        spec = states.get(args.name, {}).get("spec", {})
+        kind = spec.get("kind") or (rows[args.name][0]["kind"] if rows[args.name] else "single")
+        metric = sweep_metric(spec, kind)
+        print(f"\nbest trials (by {metric}):")
+        print_frame(leaderboard(rows[args.name], metric, top=5), "table")
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    from sweep.bench import GOALS, run_bench, write_json
+
+    unknown = sorted(set(args.only or ()) - set(GOALS))
+    if unknown:
+        raise UserError(f"--only {', '.join(unknown)}: unknown; choose from {', '.join(GOALS)}")
+    print("ratio            min / median / max (each A and B measured side by side, alternating)")
+    record = run_bench(args.device, args.quick, only=args.only)
+    if args.out:
+        write_json(record, args.out)
+        print(f"written to {args.out}")
+    return 0
+
+
+def query(args: argparse.Namespace) -> int:
+    from sweep.store import query
+
+    print_frame(query(_existing_store(args.results), args.sql), args.format)
+    return 0
+
+
+def _existing_store(results: str) -> ResultsStore:
+    from sweep.store import ResultsStore
+
+    store = ResultsStore(results)
+    if not store.exists():
+        raise UserError(f"--results {results}: no results there yet (run 'sweep train' or 'sweep run')")
+    return store

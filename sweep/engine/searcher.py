@@ -1,0 +1,63 @@
+"""The SNAS search on Tune: Ray's `OptunaSearch` around the plans' define-by-run space and sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import partial
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from sweep.core.data import ArrayDataset
+from sweep.engine.session import Echo
+from sweep.engine.worker import dataset_key
+from sweep.plans.snas import SearchTemplate, define_space, make_sampler, make_template
+from sweep.plans.types import PLANNED
+from sweep.spec import SweepSpec
+
+
+def search_config(
+    spec: SweepSpec, data: Mapping[str, ArrayDataset], settings: dict, echo: Echo
+) -> tune.TuneConfig:
+    search = spec.search
+    arrays = data[dataset_key(spec.dataset)]
+    template = make_template(spec, arrays.input_shape, arrays.num_classes)
+    scheduler = None
+    if search.scheduler == "asha":
+        scheduler = ASHAScheduler(
+            metric=search.metric,
+            mode="max",
+            max_t=spec.train.epochs + 1,
+            grace_period=min(2, spec.train.epochs + 1),
+            reduction_factor=3,
+        )
+    echo(
+        f"searching {search.num_samples} trials: {search.sampler} on {search.metric}, "
+        f"{len(template.warm_starts)} warm starts, levels {list(template.levels)}"
+    )
+    return tune.TuneConfig(
+        search_alg=make_searcher(spec, template),
+        scheduler=scheduler,
+        num_samples=search.num_samples,
+        **settings,
+    )
+
+
+def make_searcher(spec: SweepSpec, template: SearchTemplate) -> OptunaSearch:
+    sampler, objective = make_sampler(spec.search)
+    return OptunaSearch(
+        space=partial(define_space, template=template),
+        metric=objective.metric,
+        mode=objective.mode,
+        sampler=sampler,
+        points_to_evaluate=[dict(point) for point in template.warm_starts] or None,
+    )
+
+
+def first_proposals(spec: SweepSpec, input_shape: Sequence[int], num_classes: int, n: int) -> list[dict]:
+    """The first `n` trials the searcher proposes for a spec (what a sweep would start with)."""
+    searcher = make_searcher(spec, make_template(spec, input_shape, num_classes))
+    searcher.set_search_properties(None, None, {})
+    proposals = [searcher.suggest(f"trial_{i}") for i in range(n)]
+    return [{k: v for k, v in p.items() if k != PLANNED} for p in proposals]

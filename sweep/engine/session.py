@@ -1,0 +1,101 @@
+"""Ray sessions: join a cluster or start an embedded Ray, check what it offers, and keep Tune quiet."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from urllib.parse import urlparse
+
+import ray
+
+from sweep.errors import UserError
+from sweep.spec import SweepSpec
+
+Echo = Callable[[str], None]
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, spec: SweepSpec, echo: Echo) -> Iterator[None]:
+    """Join the cluster at `address`, or start an embedded local Ray; leave as we found it."""
+    if ray.is_initialized():
+        yield
+        return
+    if address:
+        _check_reachable(address)
+        runtime_env = (
+            {"py_modules": [os.path.dirname(os.path.abspath(__file__))]}
+            if address.startswith("ray://")
+            else None
+        )
+        try:
+            ray.init(
+                address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UserError(f"ray.address {address}: cannot connect ({str(exc).splitlines()[0]})") from None
+        where = f"the Ray cluster at {address}"
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        where = "an embedded local Ray"
+    try:
+        resources = ray.cluster_resources()
+        echo(
+            f"sweep {spec.name} ({spec.kind}) on {where}: {resources.get('CPU', 0):g} CPUs, "
+            f"{resources.get('GPU', 0):g} GPUs; {spec.resources.cpu:g} CPU and {spec.resources.gpu:g} GPU "
+            "per trial"
+        )
+        _check_resources(spec, resources, autoscaling=bool(address))
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _check_resources(spec: SweepSpec, resources: Mapping[str, float], autoscaling: bool) -> None:
+    for name, asked in (("cpu", spec.resources.cpu), ("gpu", spec.resources.gpu)):
+        have = resources.get(name.upper(), 0.0)
+        if asked > have and not autoscaling:
+            raise UserError(
+                f"resources.{name}: {asked:g} per trial, but this Ray has {have:g} "
+                f"{name.upper()}s; lower it or run on a cluster that has them (--address)"
+            )
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes, when nothing listens at the address."""
+    if address == "auto":
+        return
+    parsed = urlparse(address if "://" in address else f"ray://{address}")
+    host, port = parsed.hostname, parsed.port
+    if not host or not port:
+        raise UserError(f"ray.address {address!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"ray.address {address}: cannot reach {host}:{port} ({exc.strerror or exc})"
+        ) from None
+
+
+def trial_slots(spec: SweepSpec) -> int:
+    """How many trials fit on the cluster at once (a searcher otherwise proposes one trial at a time)."""
+    resources = ray.cluster_resources()
+    slots = resources.get("CPU", 1.0) / spec.resources.cpu
+    if spec.resources.gpu > 0:
+        slots = min(slots, resources.get("GPU", 0.0) / spec.resources.gpu)
+    return max(1, int(slots))
+
+
+@contextlib.contextmanager
+def quiet_tune() -> Iterator[None]:
+    """Tune's own logging off: trial errors land in the tables and in our progress lines."""
+    logger = logging.getLogger("ray.tune")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

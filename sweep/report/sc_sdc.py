@@ -1,0 +1,131 @@
+"""SC-SDC: accuracy against active weights for sparse and dense nets, and the paired tests per cell."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from sweep.report.cells import cell_title
+from sweep.report.figures import log_x, plt, save_figure
+from sweep.report.markdown import Section
+
+
+def sc_sdc_section(trials: pd.DataFrame, cells: list[str], out: Path) -> Section:
+    section = Section("SC-SDC: sparse against dense at the same capacity")
+    pairs = paired_accuracies(trials, cells)
+    if pairs.empty:
+        section.lines.append(
+            "Not an SC-SDC sweep, or no pair has both its sparse and its dense trial done: "
+            "nothing to compare."
+        )
+        return section
+    verdicts = pair_verdicts(pairs, cells)
+    section.tables.append(("sc_sdc_tests", verdicts))
+    by_width = pair_verdicts(pairs, [*cells, "dense_width"]).iloc[:-1]  # its last row repeats "all"
+    section.tables.append(("sc_sdc_by_width", by_width))
+    points = _accuracy_points(trials, cells)
+    section.tables.append(("sc_sdc_points", points))
+    section.figure = "sc_sdc_accuracy.png"
+    _plot_sc_sdc(points, cells, out / section.figure)
+    overall = verdicts.iloc[-1]
+    section.lines += [
+        f"{int(overall['pairs'])} pairs. Sparse beats its dense partner in {overall['sparse_wins']:.0%} "
+        f"of them (one-sided Wilcoxon signed-rank p = {overall['p_wilcoxon']:.3g}, sign test p = "
+        f"{overall['p_sign']:.3g}).",
+        "Each cell tests H1 'sparse beats dense' on test accuracy over its pairs; a small p supports it. "
+        "`sc_sdc_by_width` repeats the tests for each width of the dense partner (that is, each capacity). "
+        "The figure's lines are means over seeds and the bands span the lowest to the highest seed.",
+    ]
+    return section
+
+
+def paired_accuracies(trials: pd.DataFrame, cells: Sequence[str]) -> pd.DataFrame:
+    """One row per pair whose sparse and dense trials are both done: the cell, depth, ratio and accuracies."""
+    done = trials[trials["status"].eq("done") & trials["role"].isin(["sparse", "dense"])]
+    if done.empty:
+        return pd.DataFrame()
+    keys = ["pair_id", *cells]
+    sparse = done[done["role"] == "sparse"].set_index("pair_id")
+    dense = done[done["role"] == "dense"].set_index("pair_id")
+    common = sparse.index.intersection(dense.index)
+    if common.empty:
+        return pd.DataFrame()
+    frame = sparse.loc[
+        common, [c for c in keys if c != "pair_id"] + ["depth", "seed", "active_weights"]
+    ].copy()
+    frame["sparse_acc"] = sparse.loc[common, "test_acc"]
+    frame["dense_acc"] = dense.loc[common, "test_acc"]
+    frame["dense_width"] = dense.loc[common, "widths"].map(lambda w: int(w[0]))
+    return frame.reset_index()
+
+
+def pair_verdicts(pairs: pd.DataFrame, cells: Sequence[str]) -> pd.DataFrame:
+    """Per cell and over all pairs: pairs, share of sparse wins, mean accuracies, one-sided p-values."""
+    groups = list(pairs.groupby(list(cells), sort=True, dropna=False)) if cells else []
+    rows = [
+        {**dict(zip(cells, key if isinstance(key, tuple) else (key,), strict=True)), **_paired_test(group)}
+        for key, group in groups
+    ]
+    rows.append({**dict.fromkeys(cells, "all"), **_paired_test(pairs)})
+    return pd.DataFrame(rows)
+
+
+def _paired_test(pairs: pd.DataFrame) -> dict:
+    diff = (pairs["sparse_acc"] - pairs["dense_acc"]).to_numpy()
+    nonzero = diff[diff != 0]
+    wins = int((diff > 0).sum())
+    p_sign = stats.binomtest(wins, len(nonzero), 0.5, alternative="greater").pvalue if len(nonzero) else 1.0
+    p_wilcoxon = stats.wilcoxon(diff, alternative="greater").pvalue if len(nonzero) else 1.0
+    return {
+        "pairs": len(diff),
+        "sparse_wins": wins / len(diff),
+        "sparse_acc": pairs["sparse_acc"].mean(),
+        "dense_acc": pairs["dense_acc"].mean(),
+        "p_wilcoxon": float(p_wilcoxon),
+        "p_sign": float(p_sign),
+    }
+
+
+def _accuracy_points(trials: pd.DataFrame, cells: Sequence[str]) -> pd.DataFrame:
+    done = trials[trials["status"].eq("done") & trials["role"].isin(["sparse", "dense"])]
+    keys = [*cells, "role", "depth", "active_weights"]
+    grouped = done.groupby(keys, dropna=False)["test_acc"]
+    points = grouped.agg(["mean", "min", "max", "count"]).reset_index()
+    return points.rename(columns={"mean": "test_acc", "min": "acc_min", "max": "acc_max", "count": "seeds"})
+
+
+def _plot_sc_sdc(points: pd.DataFrame, cells: Sequence[str], path: Path) -> None:
+    groups = list(points.groupby(list(cells), dropna=False)) if cells else [("all", points)]
+    cols = min(3, len(groups))
+    rows = math.ceil(len(groups) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharey=True)
+    colours = {"sparse": "tab:blue", "dense": "tab:orange"}
+    for ax, (key, group) in zip(axes.flat, groups, strict=False):
+        for (role, depth), line in group.groupby(["role", "depth"]):
+            line = line.sort_values("active_weights")
+            style = ["-", "--", ":", "-."][(int(depth) - 1) % 4]
+            ax.plot(
+                line["active_weights"],
+                line["test_acc"],
+                style,
+                marker="o",
+                ms=3,
+                color=colours[role],
+                label=f"{role}, depth {depth}",
+            )
+            ax.fill_between(
+                line["active_weights"], line["acc_min"], line["acc_max"], color=colours[role], alpha=0.15
+            )
+        log_x(ax)
+        ax.set_xlabel("active weights")
+        ax.set_title(cell_title(cells, key), fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(groups) :]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("test accuracy")
+    axes[0][0].legend(fontsize=7)
+    save_figure(fig, path)

@@ -1,0 +1,183 @@
+"""Reading specs: YAML text and `--set KEY=VALUE` overrides in, a validated `SweepSpec` out.
+
+Every error names the field, the value and what is allowed. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweep.errors import SpecError
+from sweep.spec.convert import build_dataclass, config_to_dict, did_you_mean
+from sweep.spec.schema import (
+    GRID_OWNED,
+    TRIAL_SECTIONS,
+    DatasetSpec,
+    EgfSpec,
+    GridSpec,
+    ModelSpec,
+    SearchSpec,
+    SweepSpec,
+    TrainSpec,
+    TrialConfig,
+)
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> SweepSpec:
+    """Read a YAML spec, apply `KEY=VALUE` overrides, validate."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"spec file {path} does not exist") from None
+    except OSError as exc:
+        raise SpecError(f"spec file {path} cannot be read: {exc.strerror}") from None
+    return parse_spec(apply_overrides(read_yaml(text, str(path)), overrides))
+
+
+def read_yaml(text: str, source: str) -> dict[str, Any]:
+    """Parse a spec's YAML text; errors name the source and the line."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{where}: YAML does not parse: {problem}") from None
+    if data is None:
+        raise SpecError(f"{source}: the spec is empty")
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a spec is a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply `a.b.c=VALUE` overrides; VALUE is parsed as YAML. `grid.axes.<dotted key>` names one axis."""
+    result = json.loads(json.dumps(raw, default=list))  # a deep copy that owns its lists
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE, for example --set train.epochs=1")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise SpecError(f"--set {key}: value {text!r} does not parse as YAML") from None
+        parts = key.split(".")
+        if parts[:2] == ["grid", "axes"] and len(parts) > 2:
+            parts = ["grid", "axes", ".".join(parts[2:])]
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise SpecError(f"--set {key}: {where} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
+    spec = build_dataclass(SweepSpec, raw, "")
+    if not _NAME.fullmatch(spec.name):
+        raise SpecError(f"name: {spec.name!r} is not allowed; use letters, digits, '.', '_' and '-' only")
+    _check_model(spec.model, "model")
+    if spec.kind == "snas" and spec.grid is not None:
+        raise SpecError("grid: a grid belongs to kind sc_sdc; kind snas takes a search section")
+    if spec.kind == "sc_sdc" and spec.search is not None:
+        raise SpecError("search: a search belongs to kind snas; kind sc_sdc takes a grid section")
+    if spec.kind == "single" and (spec.grid is not None or spec.search is not None):
+        raise SpecError("kind: single takes neither grid nor search; use kind snas or sc_sdc")
+    if spec.kind == "snas" and spec.search is None:
+        spec = dataclasses.replace(spec, search=SearchSpec())
+    if spec.search is not None and spec.search.baseline_seeds and not spec.search.baselines:
+        raise SpecError(
+            f"search.baseline_seeds: {list(spec.search.baseline_seeds)} needs search.baselines: true"
+        )
+    if spec.kind == "sc_sdc":
+        spec = dataclasses.replace(spec, grid=_check_grid(spec.grid or GridSpec()))
+    return spec
+
+
+def parse_trial(raw: Mapping[str, Any]) -> TrialConfig:
+    config = build_dataclass(TrialConfig, raw, "")
+    _check_model(config.model, "model")
+    return config
+
+
+def with_settings(config: TrialConfig, settings: Mapping[str, Any]) -> TrialConfig:
+    """A copy of `config` with dotted-key settings applied and validated."""
+    raw = config_to_dict(config)
+    for key, value in settings.items():
+        section, _, name = key.partition(".")
+        if section not in TRIAL_SECTIONS or not name:
+            raise SpecError(
+                f"{key}: not a trial setting; use one of the sections {', '.join(TRIAL_SECTIONS)}"
+            )
+        raw[section][name] = value
+    return parse_trial(raw)
+
+
+def spec_to_yaml(spec: SweepSpec) -> str:
+    return yaml.safe_dump(config_to_dict(spec), sort_keys=False)
+
+
+def _check_model(model: ModelSpec, path: str) -> None:
+    layers = model.num_weight_layers
+    if isinstance(model.densities, tuple) and len(model.densities) != layers:
+        raise SpecError(
+            f"{path}.densities: {list(model.densities)} has {len(model.densities)} entries, but the model "
+            f"has {layers} weight layers ({len(model.widths)} hidden + output); "
+            f"give {layers} densities or one float"
+        )
+    if model.mask == "erk" and isinstance(model.densities, tuple):
+        raise SpecError(f"{path}.densities: mask erk takes one overall density, got a list")
+    if model.init_widths is not None and len(model.init_widths) != len(model.widths):
+        raise SpecError(
+            f"{path}.init_widths: {list(model.init_widths)} must have one entry per hidden layer "
+            f"({len(model.widths)})"
+        )
+
+
+def _check_grid(grid: GridSpec) -> GridSpec:
+    """Axis names are trial settings; `a+b` links settings that vary together (values are lists)."""
+    for name, values in grid.axes.items():
+        keys = axis_keys(name)
+        for key in keys:
+            section, _, leaf = key.partition(".")
+            if section not in TRIAL_SECTIONS or not leaf:
+                raise SpecError(f"grid.axes.{name}: an axis is a trial setting such as train.optimizer")
+            cls = {"dataset": DatasetSpec, "model": ModelSpec, "train": TrainSpec, "egf": EgfSpec}[section]
+            known = [f.name for f in dataclasses.fields(cls)]
+            if leaf not in known:
+                raise SpecError(f"grid.axes.{name}: unknown setting {key}{did_you_mean(leaf, known)}")
+            if key in GRID_OWNED:
+                raise SpecError(
+                    f"grid.axes.{name}: {key} is set by the grid itself (sparse_width, ratios, depths, seeds)"
+                )
+        if not values:
+            raise SpecError(f"grid.axes.{name}: an axis needs at least one value")
+        if len(keys) > 1:
+            for value in values:
+                if not isinstance(value, list | tuple) or len(value) != len(keys):
+                    raise SpecError(
+                        f"grid.axes.{name}: each value must be a list of {len(keys)} "
+                        f"({', '.join(keys)}), got {value!r}"
+                    )
+    return grid
+
+
+def axis_keys(name: str) -> list[str]:
+    """The settings an axis sets: `train.optimizer+train.lr` sets two at once."""
+    return [key.strip() for key in name.split("+")]

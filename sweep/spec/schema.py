@@ -1,0 +1,177 @@
+"""The spec's schema: every section as a frozen dataclass, with its defaults and the rules of each field.
+
+A `TrialConfig` is what one trial needs (data, model, training, gradient-flow probe); a `SweepSpec` adds the
+sweep around it. The rules (`choices`, bounds) live in each field's metadata, which `sweep.spec.convert`
+applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweep.spec.convert import config_to_dict, flatten
+
+DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "synthetic")
+FAMILIES = ("mlp", "cnn")
+ACTIVATIONS = ("relu", "leaky_relu", "prelu", "selu", "elu", "tanh", "sigmoid", "swish", "gelu")
+INITS = ("kaiming_uniform", "kaiming_normal", "xavier_uniform")
+MASKS = ("uniform", "erk", "dense")
+BACKENDS = ("auto", "masked", "sparse")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("none", "step", "cosine")
+AUGMENTS = ("none", "flip_crop")
+DEVICES = ("auto", "cpu", "cuda")
+KINDS = ("single", "snas", "sc_sdc")
+SAMPLERS = ("tpe", "nsga2", "random")
+METRICS = ("val_acc", "test_acc")
+SCHEDULERS = ("none", "asha")
+DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def _opt(**rules: Any) -> dict[str, Any]:
+    return {"rules": rules}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str = field(default="fashion_mnist", metadata=_opt(choices=DATASETS))
+    data_dir: str | None = None
+    download: bool = False
+    val_fraction: float = field(default=0.1, metadata=_opt(ge=0.0, lt=1.0))
+    subset: int | None = field(default=None, metadata=_opt(gt=0))
+    test_subset: int | None = field(default=None, metadata=_opt(gt=0))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    family: str = field(default="mlp", metadata=_opt(choices=FAMILIES))
+    widths: tuple[int, ...] = field(default=(300, 100), metadata=_opt(gt=0, nonempty=True))
+    activation: str = field(default="relu", metadata=_opt(choices=ACTIVATIONS))
+    batchnorm: bool = False
+    dropout: float = field(default=0.0, metadata=_opt(ge=0.0, lt=1.0))
+    skip: bool = False
+    init: str = field(default="kaiming_uniform", metadata=_opt(choices=INITS))
+    init_widths: tuple[int, ...] | None = field(default=None, metadata=_opt(gt=0, nonempty=True))
+    mask: str = field(default="uniform", metadata=_opt(choices=MASKS))
+    densities: float | tuple[float, ...] = field(default=0.1, metadata=_opt(gt=0.0, le=1.0, nonempty=True))
+    backend: str = field(default="auto", metadata=_opt(choices=BACKENDS))
+
+    @property
+    def num_weight_layers(self) -> int:
+        """Hidden layers (linear or conv) plus the linear output layer."""
+        return len(self.widths) + 1
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    optimizer: str = field(default="sgd", metadata=_opt(choices=OPTIMIZERS))
+    lr: float = field(default=0.1, metadata=_opt(gt=0.0))
+    momentum: float = field(default=0.9, metadata=_opt(ge=0.0, lt=1.0))
+    nesterov: bool = False
+    weight_decay: float = field(default=0.0, metadata=_opt(ge=0.0))
+    schedule: str = field(default="none", metadata=_opt(choices=SCHEDULES))
+    step_size: int | None = field(default=None, metadata=_opt(gt=0))
+    gamma: float = field(default=0.1, metadata=_opt(gt=0.0, le=1.0))
+    epochs: int = field(default=20, metadata=_opt(gt=0))
+    batch_size: int = field(default=128, metadata=_opt(gt=0))
+    augment: str = field(default="none", metadata=_opt(choices=AUGMENTS))
+    seed: int = field(default=0, metadata=_opt(ge=0))
+    device: str = field(default="auto", metadata=_opt(choices=DEVICES))
+
+
+@dataclass(frozen=True)
+class EgfSpec:
+    samples: int = field(default=2048, metadata=_opt(gt=0))
+    mode: str = field(default="eval", metadata=_opt(choices=("eval", "train")))
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    num_samples: int = field(default=64, metadata=_opt(gt=0))
+    sampler: str = field(default="tpe", metadata=_opt(choices=SAMPLERS))
+    density_levels: tuple[float, ...] = field(
+        default=DEFAULT_LEVELS, metadata=_opt(gt=0.0, le=1.0, nonempty=True)
+    )
+    max_depth: int | None = field(default=None, metadata=_opt(gt=0))
+    widths: tuple[int, ...] | None = field(default=None, metadata=_opt(gt=0, nonempty=True))
+    max_active_weights: int | None = field(default=None, metadata=_opt(gt=0))
+    warm_start_density: float | None = field(default=0.1, metadata=_opt(gt=0.0, le=1.0))
+    metric: str = field(default="val_acc", metadata=_opt(choices=METRICS))
+    scheduler: str = field(default="none", metadata=_opt(choices=SCHEDULERS))
+    seed: int = field(default=0, metadata=_opt(ge=0))
+    baselines: bool = False
+    baseline_seeds: tuple[int, ...] = field(default=(), metadata=_opt(ge=0))
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    sparse_width: int = field(default=1024, metadata=_opt(gt=0))
+    ratios: tuple[float, ...] = field(
+        default=(0.1, 0.3, 0.5, 0.7, 0.9), metadata=_opt(gt=0.0, le=1.0, nonempty=True)
+    )
+    depths: tuple[int, ...] = field(default=(1, 2, 4), metadata=_opt(gt=0, nonempty=True))
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_opt(ge=0, nonempty=True))
+    axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    cpu: float = field(default=1.0, metadata=_opt(gt=0.0))
+    gpu: float = field(default=0.0, metadata=_opt(ge=0.0))
+
+
+@dataclass(frozen=True)
+class RaySpec:
+    address: str | None = None
+    max_concurrent_trials: int | None = field(default=None, metadata=_opt(gt=0))
+    storage: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs: the pure-PyTorch trainer's only input."""
+
+    dataset: DatasetSpec = DatasetSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    egf: EgfSpec = EgfSpec()
+
+    @property
+    def key(self) -> str:
+        """A stable name: a hash of the settings that differ from their defaults (seed included).
+
+        Settings that do not change the numbers (where the data lives) are left out, and a new
+        setting with a default renames nothing.
+        """
+        flat = flatten(config_to_dict(self))
+        defaults = flatten(config_to_dict(TrialConfig()))
+        changed = {k: v for k, v in flat.items() if k not in KEYLESS and v != defaults.get(k)}
+        text = json.dumps(changed, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+GRID_OWNED = frozenset({"model.widths", "model.densities", "model.mask", "model.init_widths", "train.seed"})
+KEYLESS = frozenset({"dataset.data_dir", "dataset.download"})
+TRIAL_SECTIONS = ("dataset", "model", "train", "egf")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str = field(metadata=_opt(nonempty=True))
+    kind: str = field(default="single", metadata=_opt(choices=KINDS))
+    dataset: DatasetSpec = DatasetSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    egf: EgfSpec = EgfSpec()
+    search: SearchSpec | None = None
+    grid: GridSpec | None = None
+    resources: ResourcesSpec = ResourcesSpec()
+    ray: RaySpec = RaySpec()
+
+    @property
+    def trial(self) -> TrialConfig:
+        """The spec's own trial: the template that SNAS and SC-SDC vary."""
+        return TrialConfig(self.dataset, self.model, self.train, self.egf)

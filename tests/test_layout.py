@@ -1,0 +1,172 @@
+"""The architecture's boundaries as contracts: which layer may import what (every import, also the ones
+inside functions), and which commands must not load Ray or torch at all."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, write_spec
+
+PACKAGE = ROOT / "sweep"
+LAYERS = ("spec", "core", "plans", "engine", "store", "report", "bench", "cli")
+# layer -> (third-party packages it must not import, project layers it must not import)
+CONTRACTS = {
+    "spec": (
+        {"ray", "optuna", "duckdb", "pandas", "pyarrow", "torch", "matplotlib"},
+        {"core", "plans", "engine", "store", "report", "bench", "cli"},
+    ),
+    "core": (
+        {"ray", "optuna", "duckdb", "pandas", "pyarrow", "matplotlib", "scipy"},
+        {"plans", "engine", "store", "report", "bench", "cli"},
+    ),
+    "plans": ({"ray", "duckdb", "pyarrow", "matplotlib"}, {"engine", "store", "report", "bench", "cli"}),
+    "store": (
+        {"ray", "optuna", "torch", "matplotlib"},
+        {"core", "plans", "engine", "report", "bench", "cli"},
+    ),
+    "report": ({"ray", "optuna", "torch"}, {"core", "plans", "engine", "bench", "cli"}),
+    "engine": (set(), {"report", "bench", "cli"}),
+    "bench": ({"ray"}, {"cli", "report"}),
+    "cli": ({"ray"}, set()),
+    "errors": (set(), set(LAYERS)),
+}
+
+
+def imports_of(source: str) -> set[str]:
+    """Every module a source file imports, at any depth (functions and TYPE_CHECKING blocks included)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def violations(layer: str, source: str) -> list[str]:
+    """What a module of `layer` imports against its contract."""
+    banned_packages, banned_layers = CONTRACTS[layer]
+    found = []
+    for name in sorted(imports_of(source)):
+        parts = name.split(".")
+        if parts[0] in banned_packages or (
+            parts[0] == "sweep" and len(parts) > 1 and parts[1] in banned_layers
+        ):
+            found.append(name)
+    return found
+
+
+def layer_of(path: Path) -> str | None:
+    relative = path.relative_to(PACKAGE)
+    top = relative.parts[0].removesuffix(".py")
+    return top if top in CONTRACTS else None
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_keeps_to_its_layer(path):
+    layer = layer_of(path)
+    if layer is None:
+        assert path.name in ("__init__.py", "__main__.py") and path.parent == PACKAGE, path
+        return
+    assert violations(layer, path.read_text()) == [], f"{path.relative_to(ROOT)} crosses its layer"
+
+
+def test_every_project_import_resolves():
+    """Imports inside functions run late: a moved module must not leave one behind."""
+    missing = []
+    for path in modules():
+        for name in imports_of(path.read_text()):
+            if name.startswith("sweep.") and not _resolves(name):
+                missing.append(f"{path.relative_to(ROOT)}: {name}")
+    assert missing == []
+
+
+def _resolves(name: str) -> bool:
+    """A module, or a name a module defines (`from sweep.x import y` lists `sweep.x` and `sweep.x.y`)."""
+    module, _, attribute = name.rpartition(".")
+    try:
+        if importlib.util.find_spec(name) is not None:
+            return True
+    except ModuleNotFoundError:
+        pass
+    try:
+        return hasattr(importlib.import_module(module), attribute)
+    except ModuleNotFoundError:
+        return False
+
+
+def test_every_module_belongs_to_a_layer():
+    stray = [p for p in modules() if layer_of(p) is None and p.parent != PACKAGE]
+    assert stray == []
+    top_level = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top_level == ["__init__.py", "__main__.py", "errors.py"]
+
+
+@pytest.mark.parametrize(
+    ("layer", "source"),
+    [
+        ("core", "import ray\n"),
+        ("core", "def f():\n    from sweep.store import ResultsStore\n"),
+        ("plans", "from ray.tune.search.optuna import OptunaSearch\n"),
+        ("plans", "from sweep.engine.worker import PLANNED\n"),
+        ("report", "from sweep.core.train import train_trial\n"),
+        ("store", "import sweep.plans.snas\n"),
+        ("spec", "from sweep.core import masks\n"),
+        ("cli", "import ray\n"),
+    ],
+)
+def test_a_crossing_is_caught(layer, source):
+    """The checker itself: a deliberate violation of each kind is reported."""
+    assert violations(layer, source)
+
+
+def test_the_checker_allows_what_a_layer_may_import():
+    assert violations("plans", "import optuna\nfrom sweep.core.masks import active_weights\n") == []
+    assert violations("report", "from sweep.store.summary import pareto_keys\nimport matplotlib\n") == []
+
+
+def test_no_module_is_far_past_300_lines():
+    long = {str(p.relative_to(ROOT)): n for p in modules() if (n := len(p.read_text().splitlines())) > 330}
+    assert long == {}
+
+
+CHECK = """
+import sys
+from sweep.cli import main
+code = main(sys.argv[1:])
+loaded = sorted(name for name in ("ray", "torch", "optuna") if name in sys.modules)
+print("loaded:", ",".join(loaded))
+sys.exit(code)
+"""
+
+
+def _loaded(*args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK, *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("loaded:"))
+    return set(filter(None, line.removeprefix("loaded:").strip().split(",")))
+
+
+def test_train_never_loads_ray_and_query_loads_neither_ray_nor_torch(tmp_path):
+    spec = write_spec(
+        tmp_path / "s.yaml",
+        "name: t\ndataset: {name: synthetic}\nmodel: {widths: [8]}\ntrain: {epochs: 1}\negf: {samples: 32}\n",
+    )
+    trained = _loaded("train", spec, "--results", tmp_path / "r")
+    assert "ray" not in trained and "optuna" not in trained and "torch" in trained
+    queried = _loaded("query", "SELECT count(*) AS n FROM trials", "--results", tmp_path / "r")
+    assert queried.isdisjoint({"ray", "torch", "optuna"})
