@@ -95,7 +95,7 @@ def test_schema_version_is_in_the_file_metadata(trained):
     _, root = trained
     [path] = (root / "trials").glob("sweep=tables/*.parquet")
     meta = pq.read_schema(path).metadata
-    assert meta[b"sparse_sweep.schema_version"] == b"1"
+    assert meta[b"sparse_sweep.schema_version"] == b"2"
 
 
 def test_rerunning_a_trial_adds_no_duplicate(trained, cli):

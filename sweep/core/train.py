@@ -2,7 +2,9 @@
 
 Read it top to bottom: `train_trial` builds the data, the masked model and the optimizer, reports epoch 0
 (the untrained net), then trains epoch by epoch. After each epoch it evaluates, probes the gradient flow
-on a fixed probe set, and reports. A NaN or inf training loss ends the trial as `diverged`.
+on a fixed probe set, and reports. A NaN or inf training loss ends the trial as `diverged`. Every report
+can capture the trial's state (`EpochReport.capture`), and `resume=` continues a trial from such a state
+exactly as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sweep.core import checkpoint
 from sweep.core.data import ArrayDataset, DeviceDataset, Split, Splits, load_arrays, make_splits
 from sweep.core.gradflow import measure_flow
 from sweep.core.layers import MaskEnforcer
@@ -45,12 +49,17 @@ class TrialFacts:
 
 @dataclass(frozen=True)
 class EpochReport:
-    """One epoch's metrics (the `epochs` row) and per-layer gradient flow (the `layers` rows)."""
+    """One epoch's metrics (the `epochs` row) and per-layer gradient flow (the `layers` rows).
+
+    `capture()` returns the trial's state after this epoch (see `sweep.core.checkpoint`); it is only
+    computed when asked for, so a caller that keeps no checkpoints pays nothing.
+    """
 
     epoch: int
     metrics: dict[str, float | None]
     layers: list[dict]
     diverged: bool = False
+    capture: Callable[[], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -77,8 +86,12 @@ def train_trial(
     *,
     data: ArrayDataset | DeviceDataset | Splits | None = None,
     on_epoch: EpochCallback | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> TrialOutcome:
-    """Train one trial. `data` may be pre-loaded arrays, tensors already on the device, or ready splits."""
+    """Train one trial. `data` may be pre-loaded arrays, tensors already on the device, or ready splits.
+
+    `resume` is a state captured after some epoch: training goes on from the next one, and only the epochs
+    after it are reported."""
     outcome = TrialOutcome(config)
     seed, tcfg = config.train.seed, config.train
     device = resolve_device(tcfg.device)
@@ -117,14 +130,22 @@ def train_trial(
             "samples_per_s": len(splits.train) / train_s if train_stats else None,
         }
         diverged = train_loss is not None and not math.isfinite(train_loss)
-        result = EpochReport(epoch, metrics, flow.layer_rows(), diverged)
+
+        def capture() -> dict[str, Any]:
+            return checkpoint.capture(model, optimizer, schedule, epoch)
+
+        result = EpochReport(epoch, metrics, flow.layer_rows(), diverged, capture)
         outcome.epochs.append(result)
         if on_epoch is not None:
             on_epoch(result, outcome.facts)
         return result
 
-    report(0, None, 0.0, optimizer.param_groups[0]["lr"], time.perf_counter())
-    for epoch in range(1, tcfg.epochs + 1):
+    first = 1
+    if resume is not None:
+        first = checkpoint.restore(resume, model, optimizer, schedule) + 1
+    else:
+        report(0, None, 0.0, optimizer.param_groups[0]["lr"], time.perf_counter())
+    for epoch in range(first, tcfg.epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         stats = train_epoch(model, splits.train, optimizer, enforcer, tcfg, epoch)

@@ -20,9 +20,10 @@ from sweep.core.gradflow import MEASURES
 from sweep.core.train import EpochReport, TrialFacts
 from sweep.plans.types import TrialMeta
 from sweep.spec import TrialConfig, config_to_dict
-from sweep.store import ResultsStore
+from sweep.store import EPOCHS, ResultsStore
 
 SUMMARY_POINTS = 11
+EPOCH_COLUMNS = [name for name in EPOCHS.names if name != "trial_key"]
 
 
 def summary_epochs(last_epoch: int) -> list[int]:
@@ -101,6 +102,8 @@ def trial_row(
         "wall_s": (ended_at - started_at).total_seconds(),
         "device": facts.device if facts else None,
         "node": facts.node if facts else None,
+        "node_id": None,
+        "attempts": 1,
         "started_at": started_at,
         "ended_at": ended_at,
         **versions(),
@@ -125,22 +128,34 @@ class TrialRecorder:
         layers: Sequence[Mapping],
         facts: TrialFacts,
         started_at: datetime | None = None,
+        history: Sequence[Mapping] = (),
     ) -> None:
         """Record one epoch and rewrite the trial's `epochs` and `layers` files with it.
 
         `started_at` is when the trial began where it runs (a Ray worker), if that is not here and now.
+        `history` holds the reports of the epochs before this one, as a trial restored from a checkpoint
+        sends them (its metrics with its `layers`): they replace whatever this recorder had, so the rows
+        come out whole even when the driver that saw them first is gone.
         """
         self.facts = facts
         if started_at is not None:
             self.started_at = started_at
+        for past in history:
+            self._put({k: v for k, v in past.items() if k != "layers"}, past["layers"], facts)
+        self._put(metrics, layers, facts)
+        self.store.write("epochs", self.sweep, self.key, self.epochs)
+        self.store.write("layers", self.sweep, self.key, self.layers)
+
+    def _put(self, metrics: Mapping, layers: Sequence[Mapping], facts: TrialFacts) -> None:
+        """This epoch's rows; rows of this epoch and later ones (from an attempt that was cut short) go."""
         epoch = int(metrics["epoch"])
-        self.epochs = [e for e in self.epochs if e["epoch"] != epoch] + [{"trial_key": self.key, **metrics}]
-        self.layers = [row for row in self.layers if row["epoch"] != epoch] + [
+        self.epochs = [e for e in self.epochs if e["epoch"] < epoch] + [
+            {"trial_key": self.key, **{name: metrics.get(name) for name in EPOCH_COLUMNS}}
+        ]
+        self.layers = [row for row in self.layers if row["epoch"] < epoch] + [
             {"trial_key": self.key, "epoch": epoch, **static, **flow}
             for static, flow in zip(facts.layers, layers, strict=True)
         ]
-        self.store.write("epochs", self.sweep, self.key, self.epochs)
-        self.store.write("layers", self.sweep, self.key, self.layers)
 
     def on_epoch(self, report: EpochReport, facts: TrialFacts) -> None:
         """The trainer's callback."""

@@ -10,6 +10,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from sweep.core.data import ArrayDataset
+from sweep.engine.replay import ReplayingSearcher
 from sweep.engine.session import Echo
 from sweep.engine.worker import dataset_key
 from sweep.plans.snas import SearchTemplate, define_space, make_sampler, make_template
@@ -18,8 +19,9 @@ from sweep.spec import SweepSpec
 
 
 def search_config(
-    spec: SweepSpec, data: Mapping[str, ArrayDataset], settings: dict, echo: Echo
+    spec: SweepSpec, results: str, data: Mapping[str, ArrayDataset], settings: dict, echo: Echo
 ) -> tune.TuneConfig:
+    """The search's Tune settings: Optuna through `OptunaSearch`, wrapped so that repeats are replayed."""
     search = spec.search
     arrays = data[dataset_key(spec.dataset)]
     template = make_template(spec, arrays.input_shape, arrays.num_classes)
@@ -37,7 +39,7 @@ def search_config(
         f"{len(template.warm_starts)} warm starts, levels {list(template.levels)}"
     )
     return tune.TuneConfig(
-        search_alg=make_searcher(spec, template),
+        search_alg=ReplayingSearcher(make_searcher(spec, template), results, spec.name, search.num_samples),
         scheduler=scheduler,
         num_samples=search.num_samples,
         **settings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import urlparse
@@ -99,3 +100,11 @@ def quiet_tune() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def stop_tune_run() -> None:
+    """Stop this process's Tune run as Ctrl-C does: Tune saves its state and `fit` returns, so the sweep can
+    be resumed. Safe from any thread (Tune's handler of SIGUSR1 runs on the main thread)."""
+    if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+        return  # no Tune run listens here: the sweep then fails at its end instead
+    os.kill(os.getpid(), signal.SIGUSR1)

@@ -1,5 +1,10 @@
 """What runs on a Ray worker: the Tune function trainable around the core trainer.
 
+Every `train.checkpoint_every` epochs the trial hands Tune a checkpoint with its report (`tune.report(...,
+checkpoint=...)`): the trial's state (`sweep.core.checkpoint`), when it started, and its last report. Tune
+keeps the latest one where the sweep's Tune state lives, so a trial whose node is lost continues on another
+node from there (`tune.get_checkpoint()`), and its rows come out as if it had never stopped.
+
 Kept apart from the driver's modules so that a worker imports only torch, Ray Tune and the core (no Optuna,
 no DuckDB, no pandas): a new worker is ready sooner.
 """
@@ -7,68 +12,144 @@ no DuckDB, no pandas): a new worker is ready sooner.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import pyarrow.fs as pafs
 import ray
 import torch
 from ray import tune
 
+from sweep.core.checkpoint import load_state, save_state
 from sweep.core.data import ArrayDataset, DeviceDataset, to_device
 from sweep.core.train import EpochReport, TrialFacts, resolve_device, train_trial
 from sweep.plans.types import PLANNED
-from sweep.spec import DatasetSpec, parse_trial
+from sweep.spec import DatasetSpec, TrialConfig, parse_trial
+
+# The Tune config key of a proposal whose configuration already finished: its result, reported again.
+REPLAY = "sweep_replay"
+# The key, in a planned entry, of the checkpoint a trial run again to record it starts from.
+RESTORE = "restore_from"
 
 
-@ray.remote(num_cpus=0)
-class FinishedTrials:
-    """The sweep's finished trials by trial key, with the result each reported last. A trial whose
-    configuration is here (done before an interruption, or earlier in this run: a searcher may propose a
-    configuration twice) hands that result to Tune again instead of training."""
-
-    def __init__(self) -> None:
-        self._results: dict[str, dict] = {}
-
-    def add(self, results: Mapping[str, dict]) -> None:
-        self._results.update(results)
-
-    def get(self, key: str) -> dict | None:
-        return self._results.get(key)
-
-
-def finished_trials_name(sweep: str) -> str:
-    """The name of a sweep's `FinishedTrials` actor, which the driver's callback adds to."""
-    return f"sweep-finished-trials-{sweep}"
-
-
-def run_planned_trial(config: dict, data: Mapping[str, ArrayDataset], threads: int, finished: Any) -> None:
-    """Tune function trainable: the core trainer, reporting every epoch to the driver.
-
-    `finished` is the sweep's `FinishedTrials` actor."""
-    trial = parse_trial(config[PLANNED]["config"])
-    replay = ray.get(finished.get.remote(trial.key))
-    if replay is not None:  # hand the searcher the result it already has; train nothing
-        tune.report({**replay, "replayed": True})
+def run_planned_trial(config: dict, data: Mapping[str, ArrayDataset], threads: int) -> None:
+    """Tune function trainable: the core trainer, reporting every epoch to the driver."""
+    if config.get(REPLAY) is not None:  # hand the searcher the result it already has; train nothing
+        tune.report({**config[REPLAY], "replayed": True})
         return
+    trial = parse_trial(config[PLANNED]["config"])
     torch.set_num_threads(threads)
-    started = time.time()
-
-    def on_epoch(report: EpochReport, facts: TrialFacts) -> None:
+    state = _restored_state(config[PLANNED].get(RESTORE))
+    if state is not None and state["epoch"] >= trial.train.epochs:
+        # It had finished, but its rows did not all land: report its whole history again, train nothing.
         tune.report(
-            {
-                **report.metrics,
-                "layers": report.layers,
-                "facts": dataclasses.asdict(facts),
-                "diverged": report.diverged,
-                "active_weights": facts.active_weights,
-                "trial_key": trial.key,
-                "trial_started": started,
-            }
+            {**state["last_report"], "history": state["history"][:-1], "resumed_from": state["epoch"]}
         )
-
+        return
+    reporter = _Reporter(trial, state)
     key = dataset_key(trial.dataset)
-    train_trial(trial, data=on_device(key, data[key], resolve_device(trial.train.device)), on_epoch=on_epoch)
+    data_on_device = on_device(key, data[key], resolve_device(trial.train.device))
+    train_trial(trial, data=data_on_device, on_epoch=reporter.on_epoch, resume=state)
+
+
+class _Reporter:
+    """Turns the trainer's epoch reports into Tune reports, with a checkpoint every `checkpoint_every`."""
+
+    def __init__(self, trial: TrialConfig, state: dict | None) -> None:
+        self.trial = trial
+        self.started = state["trial_started"] if state else time.time()
+        self.resumed_from = state["epoch"] if state else None
+        self.history: list[dict] = list(state["history"]) if state else []  # every report so far
+        self.unsent = len(self.history)  # the restored history goes to the driver with the first report
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    def on_epoch(self, report: EpochReport, facts: TrialFacts) -> None:
+        result = {
+            **report.metrics,
+            "layers": report.layers,
+            "facts": dataclasses.asdict(facts),
+            "diverged": report.diverged,
+            "active_weights": facts.active_weights,
+            "trial_key": self.trial.key,
+            "trial_started": self.started,
+            "node_id": self.node_id,
+            "resumed_from": self.resumed_from,
+        }
+        last = dict(result)
+        if self.unsent:
+            result["history"], self.unsent = self.history[: self.unsent], 0
+        self.history.append({**report.metrics, "layers": report.layers})
+        if not self._keeps(report):
+            tune.report(result)
+            return
+        state = {
+            **report.capture(),
+            "trial_started": self.started,
+            "history": self.history,
+            "last_report": last,
+        }
+        with tempfile.TemporaryDirectory(prefix="sweep-checkpoint-") as folder:
+            save_state(state, folder)
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    def _keeps(self, report: EpochReport) -> bool:
+        """Checkpoint after every `checkpoint_every` epochs and after the last; never the untrained net."""
+        every = self.trial.train.checkpoint_every
+        if not every or report.epoch == 0 or report.diverged:
+            return False
+        return report.epoch % every == 0 or report.epoch == self.trial.train.epochs
+
+
+def _restored_state(restore_from: str | None) -> dict | None:
+    """The state of the checkpoint Tune restored this trial from (after a lost node or a resume), or of the
+    checkpoint the driver names (a finished trial recorded again), if any."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None and restore_from:
+        checkpoint = newest_checkpoint(tune.Checkpoint(restore_from))
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return load_state(folder)
+
+
+def newest_checkpoint(checkpoint: tune.Checkpoint) -> tune.Checkpoint | None:
+    """`checkpoint`, or when it is gone the newest checkpoint beside it in its trial's folder, or None.
+
+    Tune keeps one checkpoint per trial and deletes the one before as soon as a newer one is reported, so
+    the experiment state a driver saved (and a resume reads) can name a checkpoint that was replaced after
+    that save. Any newer one of the same trial is as good: it holds the trial's state and whole history.
+    """
+    fs, path = checkpoint.filesystem, checkpoint.path
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        return checkpoint
+    parent = path.rstrip("/").rpartition("/")[0]
+    siblings = [
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
+    ]
+    return tune.Checkpoint(max(siblings), filesystem=fs) if siblings else None
+
+
+def with_checkpoint_fallback(trainable: type) -> type:
+    """The trainable, restoring from the newest checkpoint its trial has when the one Tune names is gone
+    (see `newest_checkpoint`), and from nothing (training again) when the trial has none left."""
+
+    class SweepTrial(trainable):
+        def restore(self, checkpoint_path: Any) -> None:
+            checkpoint = getattr(checkpoint_path, "checkpoint", None)
+            if checkpoint is not None:
+                found = newest_checkpoint(checkpoint)
+                if found is None:
+                    return None
+                if found is not checkpoint:
+                    checkpoint_path = type(checkpoint_path)(checkpoint=found, metrics=checkpoint_path.metrics)
+            return super().restore(checkpoint_path)
+
+    SweepTrial.__name__ = SweepTrial.__qualname__ = trainable.__name__
+    return SweepTrial
 
 
 # One data set on one device, kept by this worker process for the trials it runs next (actors are reused):

@@ -144,3 +144,8 @@ def make_sampler(search: SearchSpec) -> tuple[optuna.samplers.BaseSampler, Objec
             search.metric, "max"
         )
     return optuna.samplers.RandomSampler(seed=search.seed), Objective(search.metric, "max")
+
+
+def within_budget(active_weights: int | None, budget: int | None) -> bool:
+    """Whether a trial keeps to `search.max_active_weights` (no budget: always)."""
+    return budget is None or (active_weights or 0) <= budget

@@ -1,6 +1,7 @@
 """Specs: YAML in, frozen and validated dataclasses out. Imports no other layer of the project."""
 
 from sweep.spec.convert import config_to_dict
+from sweep.spec.diff import Change, changes
 from sweep.spec.load import (
     apply_overrides,
     axis_keys,
@@ -57,6 +58,7 @@ __all__ = [
     "SCHEDULERS",
     "SCHEDULES",
     "TRIAL_SECTIONS",
+    "Change",
     "DatasetSpec",
     "EgfSpec",
     "GridSpec",
@@ -69,6 +71,7 @@ __all__ = [
     "TrialConfig",
     "apply_overrides",
     "axis_keys",
+    "changes",
     "config_to_dict",
     "load_spec",
     "parse_spec",

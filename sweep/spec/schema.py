@@ -80,6 +80,7 @@ class TrainSpec:
     augment: str = field(default="none", metadata=_opt(choices=AUGMENTS))
     seed: int = field(default=0, metadata=_opt(ge=0))
     device: str = field(default="auto", metadata=_opt(choices=DEVICES))
+    checkpoint_every: int = field(default=1, metadata=_opt(ge=0))  # 0: no checkpoints; changes no result
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class RaySpec:
     address: str | None = None
     max_concurrent_trials: int | None = field(default=None, metadata=_opt(gt=0))
     storage: str | None = None
+    max_failures: int = field(default=2, metadata=_opt(ge=0))
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class TrialConfig:
 
 
 GRID_OWNED = frozenset({"model.widths", "model.densities", "model.mask", "model.init_widths", "train.seed"})
-KEYLESS = frozenset({"dataset.data_dir", "dataset.download"})
+KEYLESS = frozenset({"dataset.data_dir", "dataset.download", "train.checkpoint_every"})
 TRIAL_SECTIONS = ("dataset", "model", "train", "egf")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: trials.node_id and trials.attempts
 _f64, _i64, _str, _bool = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 _time = pa.timestamp("us", tz="UTC")
 
@@ -71,6 +71,8 @@ TRIALS = pa.schema(
         ("wall_s", _f64),
         ("device", _str),
         ("node", _str),
+        ("node_id", _str),
+        ("attempts", _i64),
         ("started_at", _time),
         ("ended_at", _time),
         ("torch_version", _str),

@@ -1,0 +1,100 @@
+"""The Tune experiment a stage runs: the trainable and its resources, the run settings (quiet, retries from
+the latest checkpoint, one checkpoint kept per trial), where Tune keeps its state, and fitting it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from ray import tune
+from ray.tune.trainable import wrap_function
+
+from sweep.core.data import ArrayDataset
+from sweep.engine.session import quiet_tune
+from sweep.engine.worker import run_planned_trial, trial_name, with_checkpoint_fallback
+from sweep.plans.types import PLANNED
+from sweep.spec import SweepSpec
+from sweep.store import ResultsStore
+
+
+def make_trainable(spec: SweepSpec, data: Mapping[str, ArrayDataset]) -> object:
+    """The worker function with its data and threads, restoring from a trial's newest checkpoint."""
+    function = tune.with_parameters(run_planned_trial, data=data, threads=max(1, int(spec.resources.cpu)))
+    trainable = with_checkpoint_fallback(wrap_function(function, name="run_planned_trial"))
+    return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def grid_tuner(
+    spec: SweepSpec,
+    store: ResultsStore,
+    trainable: object,
+    entries: list[dict],
+    experiment: str,
+    callbacks: list,
+) -> tune.Tuner:
+    """A Tune grid over planned entries (each trial once)."""
+    return tune.Tuner(
+        trainable,
+        param_space={PLANNED: tune.grid_search(entries)},
+        run_config=run_config(spec, store, experiment, callbacks),
+        tune_config=tune.TuneConfig(**tuner_settings(spec)),
+    )
+
+
+def run_config(spec: SweepSpec, store: ResultsStore, experiment: str, callbacks: list) -> tune.RunConfig:
+    """Quiet, our callbacks, retries from the latest checkpoint, and one checkpoint kept per trial."""
+    return tune.RunConfig(
+        name=experiment,
+        storage_path=tune_storage(spec, store),
+        verbose=0,
+        callbacks=callbacks,
+        failure_config=tune.FailureConfig(max_failures=spec.ray.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+    )
+
+
+def tuner_settings(spec: SweepSpec) -> dict:
+    return {
+        "reuse_actors": True,
+        "max_concurrent_trials": spec.ray.max_concurrent_trials,
+        "trial_name_creator": trial_name,
+        "trial_dirname_creator": trial_name,
+    }
+
+
+def fit(
+    tuner: tune.Tuner, expected: int | None, ended_before: frozenset[str] = frozenset()
+) -> tune.ResultGrid | None:
+    """Run Tune quietly; its results when every trial ended, None when the run was interrupted.
+
+    Tune returns normally after Ctrl-C (or `stop_tune_run`), having saved its state, and marks the trials it
+    cut short as terminated; only their last result lacks `done`. So a trial that neither failed, nor
+    reported `done`, nor had ended before a resume (`ended_before`, trial ids), or fewer trials than a
+    search asked for, means the sweep was interrupted.
+    """
+    with quiet_tune():
+        results = tuner.fit()
+    ended = sum(1 for result in results if _ended(result, ended_before))
+    complete = ended == len(results) and (expected is None or len(results) >= expected)
+    return results if complete else None
+
+
+def tune_storage(spec: SweepSpec, store: ResultsStore) -> str:
+    """Where Tune keeps the sweep's experiment state and its trials' checkpoints."""
+    if spec.ray.storage:
+        return spec.ray.storage
+    return f"{store.root.rstrip('/')}/_tune" if "://" in store.root else os.path.join(store.base, "_tune")
+
+
+def _ended(result: tune.Result, ended_before: frozenset[str]) -> bool:
+    metrics = result.metrics or {}
+    return result.error is not None or bool(metrics.get("done")) or metrics.get("trial_id") in ended_before
+
+
+def ended_trials(path: str) -> frozenset[str]:
+    """The trials a saved experiment holds as ended (done or failed): a restore does not run them again.
+
+    Their saved last results may lack `done` (Tune sets it on a result it has already saved)."""
+    with quiet_tune():
+        trials = tune.ExperimentAnalysis(path).trials
+    return frozenset(t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR"))

@@ -1,0 +1,63 @@
+"""One driver per sweep: the driver holds the sweep's lease (`sweep.store.lease`) while it runs, and renews
+it in the background. A driver that finds its lease taken over stops its Tune run, as Ctrl-C would."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+from sweep.engine.session import Echo, stop_tune_run
+from sweep.errors import ResultsError, UserError
+from sweep.store import ResultsStore
+from sweep.store.lease import RENEW_EVERY_S, LeaseFile
+
+
+class DriverLease:
+    """The lease this driver holds, and whether it was lost while the sweep ran."""
+
+    def __init__(self, store: ResultsStore, sweep: str) -> None:
+        self.file = LeaseFile(store.fs, store.base, sweep)
+        self.sweep = sweep
+        self.lost = False
+        self._stop = threading.Event()
+
+    def check(self) -> None:
+        """Raise when another driver took the sweep over while this one ran."""
+        if self.lost:
+            raise UserError(
+                f"sweep {self.sweep}: another driver took over its lease while this one ran, so this one "
+                "stopped; see 'sweep status' for the driver that holds it"
+            )
+
+    def _keep(self) -> None:
+        while not self._stop.wait(RENEW_EVERY_S):
+            try:
+                renewed = self.file.renew()
+            except OSError:
+                continue  # the store is away for a moment: the next renewal tries again
+            if not renewed:
+                self.lost = True
+                stop_tune_run()
+                return
+
+
+@contextlib.contextmanager
+def driver_lease(store: ResultsStore, sweep: str, command: str, echo: Echo) -> Iterator[DriverLease]:
+    """Hold the sweep's lease for the block (raises `SweepBusy` when a live driver holds it)."""
+    lease = DriverLease(store, sweep)
+    try:
+        previous = lease.file.acquire(command)
+    except OSError as exc:
+        raise ResultsError(f"results {store.root}: cannot take the lease of sweep {sweep} ({exc})") from None
+    if previous is not None:
+        echo(f"sweep {sweep}: took over the lease of a driver that is gone ({previous.describe()})")
+    keeper = threading.Thread(target=lease._keep, name="sweep-lease", daemon=True)
+    keeper.start()
+    try:
+        yield lease
+    finally:
+        lease._stop.set()
+        keeper.join(timeout=5)
+        with contextlib.suppress(OSError):
+            lease.file.release()

@@ -1,0 +1,96 @@
+"""What a user sees while a sweep runs: one line per ended trial (how many are done and running, its result,
+the best so far), and one line when a trial is retried after a failure or continues from a checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ray import tune
+
+from sweep.engine.recording import error_message
+from sweep.engine.session import Echo
+from sweep.plans.snas import within_budget
+
+
+class ProgressCallback(tune.Callback):
+    """Progress lines on the driver; `budget` is the search's `max_active_weights`, if any."""
+
+    def __init__(
+        self, total: int, metric: str, echo: Echo = print, budget: int | None = None, max_failures: int = 0
+    ) -> None:
+        self.total, self.metric, self.echo, self.budget = total, metric, echo, budget
+        self.max_failures = max_failures
+        self._ended: dict[str, float | None] = {}  # trial id -> its metric (None: failed or over budget)
+        self._continued: set[tuple[str, int]] = set()  # (trial id, attempt) announced
+
+    def __getstate__(self) -> dict:
+        return {
+            "total": self.total,
+            "metric": self.metric,
+            "budget": self.budget,
+            "max_failures": self.max_failures,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trials, trial, "done")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trials, trial, "error")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        attempt = trial.num_failures + 1
+        self.echo(
+            f"[retry] trial {_key(trial)} failed ({error_message(trial)}); attempt {attempt} of "
+            f"{self.max_failures + 1} continues from its last checkpoint"
+        )
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        start = result.get("resumed_from")
+        attempt = (trial.trial_id, trial.num_failures)
+        if start is not None and attempt not in self._continued:
+            self._continued.add(attempt)
+            self.echo(
+                f"[retry] trial {_key(trial)} continues after epoch {start} on node {result['node_id']}"
+            )
+
+    def _line(self, trials: list, trial: Any, outcome: str) -> None:
+        for other in trials:  # trials that ended before a resume
+            if other.status in ("TERMINATED", "ERROR") and other.trial_id not in self._ended:
+                ranked = other.status != "ERROR" and self._feasible(other.last_result)
+                self._ended[other.trial_id] = _metric(other.last_result, self.metric, not ranked)
+        last = trial.last_result or {}
+        outcome = "diverged" if last.get("diverged") else outcome
+        if outcome == "done" and last.get("replayed"):
+            outcome = "replayed"  # a configuration that had finished: its result again, no training
+        if outcome in ("done", "replayed") and not self._feasible(last):
+            outcome = "infeasible"  # over search.max_active_weights: shown, never the best
+        self._ended[trial.trial_id] = _metric(last, self.metric, outcome not in ("done", "replayed"))
+        running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self._ended)
+        values = [v for v in self._ended.values() if v is not None]
+        if outcome == "error":
+            detail = error_message(trial)
+        else:
+            value = last.get(self.metric)
+            shown = f"{value:.4f}" if isinstance(value, float) else "-"
+            detail = f"{self.metric} {shown}  active {last.get('active_weights') or 0:,}"
+        best = f"{max(values):.4f}" if values else "-"
+        self.echo(
+            f"[{len(self._ended):>3}/{self.total}] {outcome:<8} {detail}  | running {running}, "
+            f"best {self.metric} {best}"
+        )
+
+    def _feasible(self, result: Mapping | None) -> bool:
+        return within_budget((result or {}).get("active_weights"), self.budget)
+
+
+def _key(trial: Any) -> str:
+    return (trial.last_result or {}).get("trial_key") or trial.trial_id
+
+
+def _metric(result: Mapping | None, metric: str, failed: bool) -> float | None:
+    value = (result or {}).get(metric)
+    return value if not failed and isinstance(value, float) and value == value else None

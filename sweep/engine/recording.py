@@ -1,0 +1,129 @@
+"""The driver's record of a Tune run: each trial's rows as its reports arrive, its `trials` row at its end.
+
+Writes run on one background thread, in order: a worker's `tune.report` waits for the driver to take its
+result, so the driver's loop must not wait for Parquet files. The first write that fails stops the sweep at
+once (Tune saves its state, as on Ctrl-C), and the sweep ends with that one error; `sweep resume` then
+continues it and rewrites what was missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from ray import tune
+
+from sweep.engine.recorder import TrialRecorder, facts_from_dict
+from sweep.engine.session import stop_tune_run
+from sweep.errors import ResultsError
+from sweep.plans.snas import within_budget
+from sweep.plans.types import PLANNED, TrialMeta
+from sweep.spec import parse_trial
+from sweep.store import ResultsStore
+
+
+class ResultsCallback(tune.Callback):
+    """Keeps every trial's rows in the results store up to date while the sweep runs."""
+
+    def __init__(self, results: str, sweep: str, max_active_weights: int | None = None) -> None:
+        self.results, self.sweep, self.max_active_weights = results, sweep, max_active_weights
+        self._recorders: dict[str, TrialRecorder] = {}
+        self._store: ResultsStore | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+        self.failure: ResultsError | None = None
+
+    def __getstate__(self) -> dict:  # pickled into Tune's experiment state: keep only the settings
+        return {"results": self.results, "sweep": self.sweep, "max_active_weights": self.max_active_weights}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    def recorder(self, trial: Any) -> TrialRecorder:
+        """The trial's recorder; a trial retried after a lost node keeps the one it had."""
+        if trial.trial_id not in self._recorders:
+            if self._store is None:
+                self._store = ResultsStore(self.results)
+            entry = trial.config[PLANNED]
+            self._recorders[trial.trial_id] = TrialRecorder(
+                self._store, self.sweep, parse_trial(entry["config"]), TrialMeta(**entry["meta"])
+            )
+        return self._recorders[trial.trial_id]
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get("replayed"):
+            return
+        started = datetime.fromtimestamp(result["trial_started"], UTC)
+        facts = facts_from_dict(result["facts"])
+        history = result.get("history") or ()
+        self._write(self.recorder(trial).add_epoch, result, result["layers"], facts, started, history)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        last = trial.last_result or {}
+        if last.get("replayed"):
+            return
+        recorder = self.recorder(trial)
+        if last.get("diverged"):
+            status = "diverged"
+        else:
+            status = "done" if last.get("epoch") == recorder.config.train.epochs else "stopped"
+        self._finish(trial, recorder, status, None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, self.recorder(trial), "error", error_message(trial))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Every row is on disk before the sweep returns; a failed write fails the sweep, in one line."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        self._pending = []
+        if self.failure is not None:
+            raise self.failure
+
+    def _finish(self, trial: Any, recorder: TrialRecorder, status: str, error: str | None) -> None:
+        last = trial.last_result or {}
+        extra: dict[str, Any] = {"attempts": trial.num_failures + 1, "node_id": last.get("node_id")}
+        if self.max_active_weights is not None and last.get("active_weights") is not None:
+            extra["feasible"] = within_budget(last["active_weights"], self.max_active_weights)
+        self._write(recorder.finish, status, error, ended_at=datetime.now(UTC), **extra)
+
+    def _write(self, action: Callable[..., object], *args: object, **kwargs: object) -> None:
+        if self.failure is not None:
+            return  # the sweep is stopping: what is not written now, `sweep resume` writes
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-results")
+        self._pending = [f for f in self._pending if not f.done()]
+        future = self._writer.submit(action, *args, **kwargs)
+        future.add_done_callback(self._check)
+        self._pending.append(future)
+
+    def _check(self, future: Future) -> None:
+        """On the writer thread: the first failed write stops the sweep now, not after every trial."""
+        error = future.exception()
+        if error is None or self.failure is not None:
+            return
+        reason = (
+            error if isinstance(error, ResultsError) else ResultsError(f"{type(error).__name__}: {error}")
+        )
+        self.failure = ResultsError(
+            f"sweep {self.sweep} stopped: {reason}; once the results store takes writes again, "
+            f"continue it with 'sweep resume {self.sweep} --results {self.results}'"
+        )
+        stop_tune_run()
+
+
+def error_message(trial: Any) -> str:
+    """The exception line of the trial's traceback (the full text stays in Tune's error file)."""
+    try:
+        with open(trial.error_file) as handle:
+            lines = [line.strip() for line in handle.read().splitlines() if line.strip()]
+    except (OSError, TypeError):
+        return "the trial failed (no error file)"
+    for line in reversed(lines):
+        head = line.split(":", 1)[0].split(".")[-1]
+        if head.endswith(("Error", "Exception", "Interrupt")) or head in ("RayTaskError", "RayActorError"):
+            return line
+    return lines[-1] if lines else "the trial failed"

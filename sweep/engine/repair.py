@@ -1,0 +1,68 @@
+"""No trial ends without its row: after Tune returns, trials whose `trials` row is missing are recorded again.
+
+That happens when a write failed (the sweep then stopped at once) or when a driver died after Tune saw a
+trial end and before its row was written. An errored trial gets its row from its error. Any other trial
+runs again from its last checkpoint, which holds its whole history: the worker restores it, finds nothing
+left to train and reports that history, which the recorder writes as rows. A trial without a checkpoint
+(`train.checkpoint_every: 0`) trains again. The stage is complete only when every trial has its row.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ray import tune
+
+from sweep.engine.experiment import grid_tuner
+from sweep.engine.progress import ProgressCallback
+from sweep.engine.recorder import TrialRecorder
+from sweep.engine.recording import ResultsCallback
+from sweep.engine.session import Echo
+from sweep.engine.worker import REPLAY, RESTORE
+from sweep.errors import ResultsError
+from sweep.plans.types import PLANNED, TrialMeta
+from sweep.spec import SweepSpec, parse_trial
+from sweep.store import ResultsStore
+
+
+def unrecorded(results: tune.ResultGrid, store: ResultsStore, sweep: str) -> list[tune.Result]:
+    """The trials Tune ran (replays aside) that have no `trials` row."""
+    recorded = {row["trial_key"] for row in store.rows("trials", sweep)}
+    missing = []
+    for result in results:
+        config = result.config or {}
+        if config.get(REPLAY) is None and parse_trial(config[PLANNED]["config"]).key not in recorded:
+            missing.append(result)
+    return missing
+
+
+def repair_unrecorded(
+    spec: SweepSpec,
+    store: ResultsStore,
+    results: tune.ResultGrid,
+    trainable: object,
+    experiment: str,
+    echo: Echo,
+) -> None:
+    missing = unrecorded(results, store, spec.name)
+    if not missing:
+        return
+    for result in (r for r in missing if r.error is not None):
+        entry = result.config[PLANNED]
+        recorder = TrialRecorder(store, spec.name, parse_trial(entry["config"]), TrialMeta(**entry["meta"]))
+        recorder.finish("error", f"{type(result.error).__name__}: {result.error}", ended_at=datetime.now(UTC))
+    again = [r for r in missing if r.error is None]
+    if again:
+        echo(f"{len(again)} trials ended without their rows; recording them again from their checkpoints")
+        entries = [
+            {**r.config[PLANNED], RESTORE: r.checkpoint.path if r.checkpoint is not None else None}
+            for r in again
+        ]
+        callbacks = [ResultsCallback(store.root, spec.name), ProgressCallback(len(entries), "test_acc", echo)]
+        grid_tuner(spec, store, trainable, entries, f"{experiment}.repair", callbacks).fit()
+    left = unrecorded(results, store, spec.name)
+    if left:
+        raise ResultsError(
+            f"sweep {spec.name}: {len(left)} trials ended without their rows in {store.root}; "
+            f"run 'sweep resume {spec.name} --results {store.root}' to record them"
+        )
