@@ -12,7 +12,15 @@ import pytest
 from .conftest import needs_fashion
 
 pytestmark = [pytest.mark.slow, needs_fashion]
-KEYS = ("masking_ratio", "data_speedup", "egf_overhead", "sweep_overhead", "peak_fraction", "sparse_speedup")
+KEYS = (
+    "masking_ratio",
+    "data_speedup",
+    "egf_overhead",
+    "checkpoint_overhead",
+    "sweep_overhead",
+    "peak_fraction",
+    "sparse_speedup",
+)
 
 
 def test_quick_bench_reports_every_ratio(cli, tmp_path):

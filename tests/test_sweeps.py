@@ -7,9 +7,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -19,6 +16,7 @@ from sweep.plans.sc_sdc import sc_sdc_trials
 from sweep.spec import load_spec, parse_spec
 from sweep.store import ResultsStore, query
 
+from . import drivers
 from .conftest import ROOT, SPECS, needs_fashion, write_spec
 
 pytestmark = pytest.mark.slow
@@ -213,69 +211,6 @@ def test_resume_of_an_unknown_sweep(cli, tmp_path):
     assert result.code == 2 and "no sweep named 'nothing-here'" in result.err
 
 
-def test_killed_driver_then_resume(tmp_path):
-    """Kill the driver (and its embedded Ray) mid-sweep; `sweep resume` finishes it, rerunning nothing."""
-    spec = write_spec(
-        tmp_path / "g.yaml",
-        GRID.replace("epochs: 2", "epochs: 30").replace("ratios: [0.25, 0.5]", "ratios: [0.25, 0.5, 0.75]"),
-    )
-    results = tmp_path / "r"
-    proc = _sweep_with_trials_done(spec, results, 2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = {t["trial_key"]: t["started_at"] for t in _done(results)}
-    assert 2 <= len(before) < 12
-
-    resumed = _resume(results)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    trials = rows(results, "grid-test")
-    planned = {p.config.key for p in sc_sdc_trials(load_spec(spec))}
-    assert sorted(t["trial_key"] for t in trials) == sorted(planned)  # exactly one row per planned trial
-    assert all(t["status"] == "done" for t in trials)
-    for t in trials:  # finished trials were not trained again
-        if t["trial_key"] in before:
-            assert t["started_at"] == before[t["trial_key"]]
-    epochs = query(
-        ResultsStore(results),
-        "SELECT trial_key, count(*) AS n, count(DISTINCT epoch) AS d FROM epochs GROUP BY trial_key",
-    )
-    assert (epochs["n"] == epochs["d"]).all() and set(epochs["n"]) == {31}
-
-
-_ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-def _sweep_with_trials_done(spec, results, trials: int) -> subprocess.Popen:
-    """`sweep run` in a process group of its own (as from a terminal), once `trials` trials are done."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweep", "run", str(spec), "--results", str(results)],
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=_ENV,
-        text=True,
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline and len(_done(results)) < trials:
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.5)
-    return proc
-
-
-def _resume(results) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "sweep", "resume", "grid-test", "--results", str(results)]
-    return subprocess.run(command, capture_output=True, text=True, env=_ENV, timeout=600)
-
-
-def _done(results) -> list[dict]:
-    if not (results / "trials").exists():
-        return []
-    try:
-        return [t for t in rows(results, "grid-test") if t["status"] == "done"]
-    except OSError:
-        return []
-
-
 def test_shipped_sweep_specs_expand():
     grid = load_spec(SPECS / "sc_sdc_mlp_fashion.yaml")
     assert len(sc_sdc_trials(grid)) == 2 * 5 * 3 * 3 * 3 * 2 * 2
@@ -290,14 +225,17 @@ def test_ctrl_c_then_resume(tmp_path):
     state saved and says how to go on; `sweep resume` finishes it."""
     spec = write_spec(tmp_path / "g.yaml", GRID.replace("epochs: 2", "epochs: 30"))
     results = tmp_path / "r"
-    proc = _sweep_with_trials_done(spec, results, 1)
+    proc = drivers.with_trials_done(spec, results, "grid-test", 1)
     os.killpg(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=180)
     assert proc.returncode == 130, output
     assert "sweep grid-test was interrupted; continue it with 'sweep resume grid-test" in output
     assert ResultsStore(results).sweep_state("grid-test")["stage"] == "main"
+    again = drivers.sweep("run", spec, "--results", results)
+    assert again.returncode == 2
+    assert "was interrupted; no driver runs it now: continue it with 'sweep resume grid-test" in again.stderr
 
-    resumed = _resume(results)
+    resumed = drivers.sweep("resume", "grid-test", "--results", results)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "Failed to fetch metrics" not in resumed.stderr  # Tune's restore noise stays quiet
     trials = rows(results, "grid-test")

@@ -5,6 +5,7 @@ and reports the ratio of each pair as min / median / max, plus the absolute time
 - masking_ratio  = masked trainer epoch / plain dense PyTorch loop epoch (same model shape, data, optimizer);
 - data_speedup   = torchvision DataLoader epoch (ToTensor + Normalize per sample) / trainer epoch;
 - egf_overhead   = epoch with the EGF probe / epoch without it (both evaluate the test set);
+- checkpoint_overhead = epoch with the checkpoint a worker hands Tune after it / epoch without one;
 - sweep_overhead = `sweep run` wall on an embedded Ray / (the same trials' serial time / parallel workers);
 - peak_fraction  = the trainer's FLOP/s on the reference MLP (784-300-100-10, batch 128, all weights counted)
                    / this machine's dense matmul FLOP/s at the same dtype;
@@ -18,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 
+from sweep.bench.checkpoint import checkpoint_cost
 from sweep.bench.harness import Result, Settings, machine, summary_line
 from sweep.bench.sparse import calibrate, sparse_speed
 from sweep.bench.sweep import sweep_cost
@@ -45,6 +47,7 @@ def run_bench(
         "masking_ratio": lambda: masking(splits, settings),
         "data_speedup": lambda: data_path(arrays, splits, settings),
         "egf_overhead": lambda: egf_cost(splits, settings),
+        "checkpoint_overhead": lambda: checkpoint_cost(splits, settings),
         "peak_fraction": lambda: peak(splits, settings),
         "sparse_speedup": lambda: sparse_speed(splits, settings),
         "sweep_overhead": lambda: sweep_cost(settings),

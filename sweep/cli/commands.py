@@ -143,6 +143,8 @@ def status(args: argparse.Namespace) -> int:
     store = _existing_store(args.results)
     names = [args.name] if args.name else store.sweeps()
     states = {s["name"]: s for s in store.sweep_states() if not args.name or s["name"] == args.name}
+    for name in names:  # one line naming a damaged file, whichever table it is in
+        store.check_readable(name)
     rows = {name: store.rows("trials", name) for name in names}
     if args.name and not rows[args.name] and args.name not in states:
         known = ", ".join(store.sweeps()) or "none"
@@ -163,7 +165,7 @@ def bench(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.only or ()) - set(GOALS))
     if unknown:
         raise UserError(f"--only {', '.join(unknown)}: unknown; choose from {', '.join(GOALS)}")
-    print("ratio            min / median / max (each A and B measured side by side, alternating)")
+    print("ratio                min / median / max (each A and B measured side by side, alternating)")
     record = run_bench(args.device, args.quick, only=args.only)
     if args.out:
         write_json(record, args.out)

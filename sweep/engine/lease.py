@@ -7,10 +7,10 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from sweep.engine.session import Echo, stop_tune_run
+from sweep.engine.session import stop_tune_run
 from sweep.errors import ResultsError, UserError
 from sweep.store import ResultsStore
-from sweep.store.lease import RENEW_EVERY_S, LeaseFile
+from sweep.store.lease import RENEW_EVERY_S, LeaseFile, LeaseHolder
 
 
 class DriverLease:
@@ -19,6 +19,7 @@ class DriverLease:
     def __init__(self, store: ResultsStore, sweep: str) -> None:
         self.file = LeaseFile(store.fs, store.base, sweep)
         self.sweep = sweep
+        self.previous: LeaseHolder | None = None  # the lease of a dead driver this one took over
         self.lost = False
         self._stop = threading.Event()
 
@@ -43,15 +44,14 @@ class DriverLease:
 
 
 @contextlib.contextmanager
-def driver_lease(store: ResultsStore, sweep: str, command: str, echo: Echo) -> Iterator[DriverLease]:
-    """Hold the sweep's lease for the block (raises `SweepBusy` when a live driver holds it)."""
+def driver_lease(store: ResultsStore, sweep: str, command: str) -> Iterator[DriverLease]:
+    """Hold the sweep's lease for the block (raises `SweepBusy` when a live driver holds it); a dead
+    driver's lease is taken over (`DriverLease.previous`)."""
     lease = DriverLease(store, sweep)
     try:
-        previous = lease.file.acquire(command)
+        lease.previous = lease.file.acquire(command)
     except OSError as exc:
         raise ResultsError(f"results {store.root}: cannot take the lease of sweep {sweep} ({exc})") from None
-    if previous is not None:
-        echo(f"sweep {sweep}: took over the lease of a driver that is gone ({previous.describe()})")
     keeper = threading.Thread(target=lease._keep, name="sweep-lease", daemon=True)
     keeper.start()
     try:

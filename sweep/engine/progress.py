@@ -11,6 +11,8 @@ from ray import tune
 from sweep.engine.recording import error_message
 from sweep.engine.session import Echo
 from sweep.plans.snas import within_budget
+from sweep.plans.types import PLANNED
+from sweep.spec import parse_trial
 
 
 class ProgressCallback(tune.Callback):
@@ -88,7 +90,7 @@ class ProgressCallback(tune.Callback):
 
 
 def _key(trial: Any) -> str:
-    return (trial.last_result or {}).get("trial_key") or trial.trial_id
+    return parse_trial(trial.config[PLANNED]["config"]).key
 
 
 def _metric(result: Mapping | None, metric: str, failed: bool) -> float | None:

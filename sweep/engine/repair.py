@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 from ray import tune
 
-from sweep.engine.experiment import grid_tuner
+from sweep.engine.experiment import grid_tuner, tune_storage
 from sweep.engine.progress import ProgressCallback
 from sweep.engine.recorder import TrialRecorder
 from sweep.engine.recording import ResultsCallback
-from sweep.engine.session import Echo
+from sweep.engine.session import Echo, quiet_tune
 from sweep.engine.worker import REPLAY, RESTORE
 from sweep.errors import ResultsError
 from sweep.plans.types import PLANNED, TrialMeta
@@ -26,14 +26,35 @@ from sweep.store import ResultsStore
 
 
 def unrecorded(results: tune.ResultGrid, store: ResultsStore, sweep: str) -> list[tune.Result]:
-    """The trials Tune ran (replays aside) that have no `trials` row."""
-    recorded = {row["trial_key"] for row in store.rows("trials", sweep)}
-    missing = []
-    for result in results:
-        config = result.config or {}
-        if config.get(REPLAY) is None and parse_trial(config[PLANNED]["config"]).key not in recorded:
-            missing.append(result)
-    return missing
+    """The trials Tune ran (replays aside) that lack their `trials` row or their `epochs` rows."""
+    recorded = recorded_keys(store, sweep)
+    return [result for result in results if _key(result.config or {}) not in recorded | {None}]
+
+
+def unrecorded_trials(spec: SweepSpec, store: ResultsStore, experiments: list[str]) -> int:
+    """How many trials of a sweep's saved Tune experiments lack rows (read from Tune's state, no Ray)."""
+    recorded = recorded_keys(store, spec.name)
+    missing = set()
+    for experiment in experiments:
+        path = f"{tune_storage(spec, store).rstrip('/')}/{experiment}"
+        if tune.Tuner.can_restore(path):
+            with quiet_tune():
+                trials = tune.ExperimentAnalysis(path).trials
+            missing |= {_key(t.config or {}) for t in trials} - recorded - {None}
+    return len(missing)
+
+
+def recorded_keys(store: ResultsStore, sweep: str) -> set[str]:
+    """Trials with their `trials` row and their `epochs` rows (a trial that failed before its first epoch
+    has none)."""
+    rows = store.read("trials", sweep, columns=["trial_key", "status"]).to_pylist()
+    failed = {row["trial_key"] for row in rows if row["status"] == "error"}
+    return failed | ({row["trial_key"] for row in rows} & store.keys("epochs", sweep))
+
+
+def _key(config: dict) -> str | None:
+    """A Tune trial's key; None for a replay, which has no rows of its own."""
+    return None if config.get(REPLAY) is not None else parse_trial(config[PLANNED]["config"]).key
 
 
 def repair_unrecorded(

@@ -45,7 +45,7 @@ def run_stage(
     echo: Echo,
     resume: bool,
 ) -> None:
-    experiment = spec.name if stage == "main" else f"{spec.name}.{stage}"
+    experiment = experiment_name(spec, stage)
     storage = tune_storage(spec, store)
     path = f"{storage.rstrip('/')}/{experiment}"
     trainable = make_trainable(spec, data)
@@ -73,6 +73,10 @@ def run_stage(
     repair_unrecorded(spec, store, results, trainable, experiment, echo)
     if search:
         _mark_pareto(store, spec)
+
+
+def experiment_name(spec: SweepSpec, stage: str) -> str:
+    return spec.name if stage == "main" else f"{spec.name}.{stage}"
 
 
 def _new_tuner(
@@ -109,7 +113,8 @@ def _new_tuner(
         echo(f"{skipped} of {len(planned)} planned trials are done already; running {len(todo)}")
     if not todo:
         return None
-    callbacks = [ResultsCallback(store.root, spec.name), ProgressCallback(len(todo), metric, echo)]
+    progress = ProgressCallback(len(todo), metric, echo, max_failures=spec.ray.max_failures)
+    callbacks = [ResultsCallback(store.root, spec.name), progress]
     return grid_tuner(spec, store, trainable, [planned_entry(p) for p in todo], experiment, callbacks)
 
 

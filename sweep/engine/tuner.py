@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from sweep.core.data import ArrayDataset, load_arrays
 from sweep.engine.lease import DriverLease, driver_lease
+from sweep.engine.repair import unrecorded_trials
 from sweep.engine.session import Echo, ray_session
-from sweep.engine.stage import run_stage
+from sweep.engine.stage import experiment_name, run_stage
 from sweep.engine.worker import dataset_key
 from sweep.errors import Interrupted, UserError
 from sweep.plans.sc_sdc import sc_sdc_trials
@@ -41,13 +42,14 @@ def run_sweep(spec: SweepSpec, results: str, address: str | None = None, echo: E
     """Run a sweep from the start (grids skip trials already done in the tables)."""
     store = ResultsStore(results)
     store.check_writable()
-    with driver_lease(store, spec.name, "run", echo) as lease:
+    with driver_lease(store, spec.name, "run") as lease:
         state = store.sweep_state(spec.name)
-        store.rows("trials", spec.name)  # a damaged table stops the run here, before anything changes
+        store.check_readable(spec.name)  # a damaged table stops the run here, before anything changes
         if state and state["stage"] != "done":
+            gone = f", and its driver is gone ({lease.previous.describe()})" if lease.previous else ""
             raise UserError(
-                f"sweep {spec.name} in {results} was interrupted (no driver runs it now); continue it with "
-                f"'sweep resume {spec.name} --results {results}'"
+                f"sweep {spec.name} in {results} was interrupted{gone}; no driver runs it now: continue it "
+                f"with 'sweep resume {spec.name} --results {results}'"
             )
         if state:
             _check_unchanged(parse_spec(state["spec"]), spec, results)
@@ -66,11 +68,19 @@ def resume_sweep(name: str, results: str, address: str | None = None, echo: Echo
         known = ", ".join(s["name"] for s in store.sweep_states()) or "none"
         raise UserError(f"no sweep named {name!r} in {results} (sweeps there: {known})")
     store.check_writable()
-    with driver_lease(store, name, "resume", echo) as lease:
-        store.rows("trials", name)  # a damaged table stops the resume here, before anything changes
+    with driver_lease(store, name, "resume") as lease:
+        if lease.previous is not None:
+            echo(f"sweep {name}: took over the lease of a driver that is gone ({lease.previous.describe()})")
+        store.check_readable(name)  # a damaged table stops the resume here, before anything changes
+        spec = parse_spec(state["spec"])
         if state["stage"] == "done":
-            echo(f"sweep {name} is already complete")
-        return _run(parse_spec(state["spec"]), store, state, address, echo, lease, resume=True)
+            missing = unrecorded_trials(spec, store, [experiment for _, experiment in stages(spec)])
+            if not missing:
+                echo(f"sweep {name} is already complete")
+                return _run(spec, store, state, address, echo, lease, resume=True)
+            echo(f"sweep {name} is complete, but {missing} of its trials lack rows: recording them again")
+            state = {**state, "stage": stages(spec)[0][0]}
+        return _run(spec, store, state, address, echo, lease, resume=True)
 
 
 def _check_unchanged(old: SweepSpec, new: SweepSpec, results: str) -> None:
@@ -95,8 +105,8 @@ def _run(
 ) -> SweepResult:
     started = time.perf_counter()
     planned = sc_sdc_trials(spec) if spec.kind == "sc_sdc" else [PlannedTrial(spec.trial, TrialMeta())]
-    stages = ["main", "baselines"] if spec.kind == "snas" and spec.search.baselines else ["main"]
-    todo = stages[stages.index(state["stage"]) :] if state["stage"] in stages else []
+    names = [stage for stage, _ in stages(spec)]
+    todo = names[names.index(state["stage"]) :] if state["stage"] in names else []
     if todo:
         with ThreadPoolExecutor(max_workers=1) as loader:
             loading = loader.submit(_load_data, spec, planned)  # reads the data while Ray starts
@@ -115,6 +125,12 @@ def _run(
         store.save_sweep_state(state)
     rows = store.rows("trials", spec.name)
     return SweepResult(spec.name, state["spec"], store.root, time.perf_counter() - started, rows, bool(todo))
+
+
+def stages(spec: SweepSpec) -> list[tuple[str, str]]:
+    """A sweep's stages in order, each with the name of its Tune experiment."""
+    names = ["main", "baselines"] if spec.kind == "snas" and spec.search.baselines else ["main"]
+    return [(stage, experiment_name(spec, stage)) for stage in names]
 
 
 def _load_data(spec: SweepSpec, planned: list[PlannedTrial]) -> dict[str, ArrayDataset]:

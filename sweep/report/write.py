@@ -33,6 +33,8 @@ from sweep.store.summary import sweep_metric
 
 def write_report(store: ResultsStore, name: str, out: Path) -> Path:
     """Write the figures, the CSV tables and `report.md` for one sweep; return the report's path."""
+    if store.exists():
+        store.check_readable(name)  # one line naming a damaged file, whichever table it is in
     trials = store.read("trials", name).to_pandas() if store.exists() else pd.DataFrame()
     if trials.empty:
         known = ", ".join(store.sweeps()) or "none"

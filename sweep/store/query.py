@@ -19,6 +19,9 @@ def query(store: ResultsStore, sql: str) -> pd.DataFrame:
         relation = con.sql(sql)
         return relation.df() if relation is not None else pd.DataFrame()
     except duckdb.Error as exc:
+        for name in TABLES:  # a damaged part file reaches DuckDB as a reader's error: name the file instead
+            if store.unreadable_files(name):
+                raise store.damage(name, exc) from None
         message = str(exc).strip().splitlines()[0]
         raise ResultsError(f"query failed: {message[:300]}") from None
     finally:

@@ -110,11 +110,46 @@ class ResultsStore:
             row.pop("sweep", None)
         return rows
 
-    def read(self, table: str, sweep: str | None = None) -> pa.Table:
+    def read(self, table: str, sweep: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """A table's rows (one sweep's, or all), every column or those named. A damaged part file gets one
+        line that names it and what to do."""
         dataset = self.dataset(table)
-        if sweep is not None:
-            return dataset.to_table(filter=pads.field("sweep") == sweep)
-        return dataset.to_table()
+        where = pads.field("sweep") == sweep if sweep is not None else None
+        try:
+            return dataset.to_table(filter=where, columns=columns)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise self.damage(table, exc) from None
+
+    def check_readable(self, sweep: str) -> None:
+        """Raise the one-line damage error if any table of the sweep cannot be read."""
+        for table in TABLES:
+            self.keys(table, sweep)
+
+    def keys(self, table: str, sweep: str) -> set[str]:
+        """The trial keys a sweep has rows for in a table."""
+        return set(self.read(table, sweep, columns=["trial_key"]).column("trial_key").to_pylist())
+
+    def damage(self, table: str, error: Exception) -> ResultsError:
+        """The error for a table that cannot be read: the first damaged file, or the reader's own words."""
+        for path, reason in self.unreadable_files(table):
+            sweep = next(
+                (p.removeprefix("sweep=") for p in path.split("/") if p.startswith("sweep=")), "NAME"
+            )
+            return ResultsError(
+                f"{path} is damaged ({reason}); move it out of the results folder (or put back a good copy), "
+                f"then 'sweep resume {sweep} --results {self.root}' writes its trial's rows again"
+            )
+        return ResultsError(f"cannot read table {table} in {self.root}: {_first_line(error)}")
+
+    def unreadable_files(self, table: str) -> list[tuple[str, str]]:
+        """Part files of a table whose Parquet footer cannot be read, with the reason."""
+        bad = []
+        for path in self.dataset(table).files:
+            try:
+                pq.read_metadata(path, filesystem=self.fs)
+            except (pa.ArrowInvalid, OSError) as exc:
+                bad.append((path, _first_line(exc)))
+        return bad
 
     def dataset(self, table: str) -> pads.Dataset:
         """The table as a pyarrow dataset (empty, with its schema, when nothing is written yet)."""
@@ -143,6 +178,10 @@ class ResultsStore:
 
     def _partition(self, table: str, sweep: str) -> str:
         return f"{self.base}/{table}/sweep={sweep}"
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _reason(exc: OSError) -> str:
