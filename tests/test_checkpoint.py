@@ -7,7 +7,7 @@ import torch
 
 from sweep.core.checkpoint import load_state, save_state
 from sweep.core.train import train_trial
-from sweep.spec import parse_trial
+from sweep.spec import config_to_dict, parse_trial
 
 
 class Stop(Exception):
@@ -79,3 +79,40 @@ def test_masks_travel_as_booleans_and_come_back_exact(synthetic, tmp_path):
     for name, value in outcome.model.state_dict().items():
         if name in masks:
             assert torch.equal(value, masks[name].to(value.dtype))
+
+
+@pytest.mark.parametrize(
+    ("sparsity", "stop_after"),
+    [
+        ({"method": "rigl", "update_every": 7}, 2),
+        ({"method": "set", "update_every": 7}, 3),
+        ({"method": "gmp", "update_every": 5, "prune_start": 0.0}, 2),
+        ({"method": "imp", "levels": 2, "rewind_epoch": 1}, 7),  # in level 1 of 0..2
+        ({"method": "synflow", "scope": "global", "synflow_rounds": 5}, 2),
+    ],
+)
+def test_resumed_trial_with_a_mask_method_equals_the_uninterrupted_one(
+    synthetic, tmp_path, sparsity, stop_after
+):
+    raw = config_to_dict(config())
+    cfg = parse_trial({**raw, "model": {**raw["model"], "densities": [0.5, 0.1, 1.0]}, "sparsity": sparsity})
+    full = train_trial(cfg, data=synthetic)
+
+    def stop(report, facts):
+        if report.epoch == stop_after:
+            save_state(report.capture(), tmp_path)
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_trial(cfg, data=synthetic, on_epoch=stop)
+    resumed = train_trial(cfg, data=synthetic, resume=load_state(tmp_path))
+    assert resumed.epochs[-1].epoch == full.epochs[-1].epoch
+    for mine, theirs in zip(resumed.epochs, full.epochs[stop_after + 1 :], strict=True):
+        assert mine.metrics == {
+            **theirs.metrics,
+            "seconds": mine.metrics["seconds"],
+            "samples_per_s": mine.metrics["samples_per_s"],
+        }
+        assert [r["mask_changed"] for r in mine.layers] == [r["mask_changed"] for r in theirs.layers]
+    for a, b in zip(resumed.model.state_dict().values(), full.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

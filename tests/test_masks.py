@@ -14,7 +14,8 @@ from torch import nn
 from sweep.core.layers import MaskEnforcer
 from sweep.core.masks import active_count, erk_densities
 from sweep.core.models import build_model, weight_shapes
-from sweep.core.train import make_optimizer, train_trial
+from sweep.core.optim import make_optimizer
+from sweep.core.train import train_trial
 from sweep.spec import OPTIMIZERS, ModelSpec, TrainSpec, parse_trial
 
 widths = st.lists(st.integers(1, 40), min_size=1, max_size=3)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from sweep.core.gradflow import measure_flow
 from sweep.core.layers import MaskEnforcer, SparseLinear, choose_backend, sparse_threshold
 from sweep.core.models import build_model
-from sweep.core.train import make_optimizer
+from sweep.core.optim import make_optimizer
 from sweep.spec import ModelSpec, TrainSpec
 
 DENSITIES = (0.05, 0.02, 0.3)

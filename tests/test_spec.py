@@ -21,7 +21,7 @@ train: {epochs: 1, batch_size: 64}
 def test_shipped_specs_parse():
     for path in sorted(SPECS.glob("**/*.yaml")):
         spec = load_spec(path)
-        assert spec.name and spec.kind in ("single", "snas", "sc_sdc"), path
+        assert spec.name and spec.kind in ("single", "snas", "sc_sdc", "grid"), path
 
 
 def test_overrides_parse_yaml_values(tmp_path):
@@ -77,7 +77,7 @@ def test_trial_key_ignores_defaults_and_where_data_lives():
         ("dataset.name=imagenet", "dataset.name: 'imagenet' is not allowed; choose one of fashion_mnist"),
         ("train.optimizer=lion", "train.optimizer: 'lion' is not allowed"),
         ("model.activation=srelu", "model.activation: 'srelu' is not allowed"),
-        ("kind=grid", "kind: 'grid' is not allowed; choose one of single, snas, sc_sdc"),
+        ("kind=lattice", "kind: 'lattice' is not allowed; choose one of single, snas, sc_sdc, grid"),
         ("train.epochs=0", "train.epochs: 0 is out of range; allowed: > 0"),
         ("train.epochs=-2", "train.epochs: -2 is out of range"),
         ("train.batch_size=0", "train.batch_size: 0 is out of range"),

@@ -16,8 +16,8 @@ import pyarrow.fs as pafs
 from sweep.bench.harness import DEFAULT, Result, Settings, Trainer, alternate, paired
 from sweep.core import checkpoint
 from sweep.core.data import Split, Splits
+from sweep.core.epoch import EVAL_BATCH, evaluate
 from sweep.core.gradflow import measure_flow
-from sweep.core.train import EVAL_BATCH, evaluate, make_schedule
 from sweep.spec import TrainSpec
 
 HISTORY_EPOCHS = 100  # the reports a checkpoint carries, as a trial 100 epochs in has
@@ -27,7 +27,6 @@ def checkpoint_cost(splits: Splits, settings: Settings) -> Result:
     """A full epoch (training, evaluation, EGF probe) with a checkpoint after it, against one without."""
     tcfg = TrainSpec(optimizer="momentum", lr=0.05)
     trainer = Trainer(DEFAULT, splits, settings, tcfg)
-    schedule = make_schedule(trainer.optimizer, tcfg)
     probe = Split(splits.train.x[:2048], splits.train.y[:2048])
     report = {"epoch": 1, "test_acc": 0.5, "egf": 0.1, "layers": [{"g_masked_l2": 0.1}] * 3}
     history = [dict(report, epoch=epoch) for epoch in range(HISTORY_EPOCHS)]
@@ -41,7 +40,7 @@ def checkpoint_cost(splits: Splits, settings: Settings) -> Result:
         flow = measure_flow(trainer.model, probe.x, probe.y, chunk_size=EVAL_BATCH[settings.device.type])
         if not with_checkpoint:
             return
-        state = {**checkpoint.capture(trainer.model, trainer.optimizer, schedule, 1), "history": history}
+        state = {**checkpoint.capture(trainer.training, 1), "history": history}
         state["last_report"] = {**report, **flow.measures()}
         with tempfile.TemporaryDirectory(prefix="sweep-checkpoint-") as folder:
             sizes.append(checkpoint.save_state(state, folder).stat().st_size)

@@ -6,6 +6,8 @@ and reports the ratio of each pair as min / median / max, plus the absolute time
 - data_speedup   = torchvision DataLoader epoch (ToTensor + Normalize per sample) / trainer epoch;
 - egf_overhead   = epoch with the EGF probe / epoch without it (both evaluate the test set);
 - checkpoint_overhead = epoch with the checkpoint a worker hands Tune after it / epoch without one;
+- rigl_overhead  = RigL epoch (mask updates every 100 steps) / static-mask epoch on the reference MLP;
+- snip_cost, grasp_cost, synflow_cost = choosing the masks by that method / one training epoch;
 - sweep_overhead = `sweep run` wall on an embedded Ray / (the same trials' serial time / parallel workers);
 - peak_fraction  = the trainer's FLOP/s on the reference MLP (784-300-100-10, batch 128, all weights counted)
                    / this machine's dense matmul FLOP/s at the same dtype;
@@ -21,6 +23,7 @@ import torch
 
 from sweep.bench.checkpoint import checkpoint_cost
 from sweep.bench.harness import Result, Settings, machine, summary_line
+from sweep.bench.masks import rigl_cost, scoring_cost
 from sweep.bench.sparse import calibrate, sparse_speed
 from sweep.bench.sweep import sweep_cost
 from sweep.bench.trainer import data_path, egf_cost, masking, peak
@@ -48,6 +51,10 @@ def run_bench(
         "data_speedup": lambda: data_path(arrays, splits, settings),
         "egf_overhead": lambda: egf_cost(splits, settings),
         "checkpoint_overhead": lambda: checkpoint_cost(splits, settings),
+        "rigl_overhead": lambda: rigl_cost(splits, settings),
+        "snip_cost": lambda: scoring_cost("snip", splits, settings),
+        "grasp_cost": lambda: scoring_cost("grasp", splits, settings),
+        "synflow_cost": lambda: scoring_cost("synflow", splits, settings),
         "peak_fraction": lambda: peak(splits, settings),
         "sparse_speedup": lambda: sparse_speed(splits, settings),
         "sweep_overhead": lambda: sweep_cost(settings),

@@ -9,8 +9,9 @@ from torch import nn
 
 from sweep.bench.harness import DEFAULT, REFERENCE, Result, Settings, Trainer, alternate, chunk, paired
 from sweep.core.data import ArrayDataset, Split, Splits
+from sweep.core.epoch import EVAL_BATCH, evaluate
 from sweep.core.gradflow import measure_flow
-from sweep.core.train import EVAL_BATCH, evaluate, make_optimizer
+from sweep.core.optim import make_optimizer
 from sweep.spec import TrainSpec
 
 

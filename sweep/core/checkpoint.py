@@ -1,32 +1,37 @@
 """A trial's state after an epoch: what continues it exactly where it stopped, on any machine.
 
-The state holds the model (kernels or sparse values, biases, norms, and the masks as booleans), the
-optimizer's and the schedule's state, the random state and the epoch. A trial restored from it trains on as
-if it had never stopped: same batches (each epoch's order comes from the seed and the epoch), same dropout
-draws, same updates. Plain torch: `save_state` and `load_state` read and write one file.
+The state holds the model (kernels or sparse values, biases, norms, and the masks as booleans), every weight
+layer's mask, the optimizer's and the schedule's state, the mask method's own state (its random generator,
+its next update, an IMP ticket's rewind point), the random state and the epoch. A trial restored from it
+trains on as if it had never stopped: same batches (each epoch's order comes from the seed and the epoch),
+same dropout draws, same updates. Plain torch: `save_state` and `load_state` read and write one file.
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 STATE_FILE = "trial_state.pt"
-FORMAT = 1
+FORMAT = 2
 
 
-def capture(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
-    epoch: int,
-    **extra: Any,
-) -> dict[str, Any]:
+class Trainable(Protocol):
+    """What a state is captured from and restored into (`sweep.core.train.Training`)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    masks: Any  # the mask method's schedule: state_dict() and load_state_dict()
+
+
+def capture(training: Trainable, epoch: int) -> dict[str, Any]:
     """The state after `epoch`, as CPU tensors and plain data (masks as booleans: a quarter the size)."""
+    model = training.model
     weights = {
         name: (value.bool() if name.endswith("mask") else value).detach().cpu().clone()
         for name, value in model.state_dict().items()
@@ -35,28 +40,26 @@ def capture(
         "format": FORMAT,
         "epoch": epoch,
         "model": weights,
-        "optimizer": _to_cpu(optimizer.state_dict()),
-        "schedule": schedule.state_dict(),
+        "masks": [layer.dense_mask().detach().bool().cpu().clone() for layer in model.weight_layers],
+        "optimizer": _to_cpu(training.optimizer.state_dict()),
+        "schedule": training.schedule.state_dict(),
+        "method": _to_cpu(training.masks.state_dict()),
         "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        **extra,
     }
 
 
-def restore(
-    state: dict[str, Any],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
-) -> int:
-    """Put `state` into a freshly built model, optimizer and schedule; return the epoch it was taken after."""
+def restore(state: dict[str, Any], training: Trainable) -> int:
+    """Put `state` into a freshly built training (its model built with the state's masks); return the epoch
+    it was taken after."""
     if state.get("format") != FORMAT:
         raise ValueError(f"trial state format {state.get('format')!r}, expected {FORMAT}")
-    current = model.state_dict()
+    current = training.model.state_dict()
     weights = {name: value.to(current[name].dtype) for name, value in state["model"].items()}
-    model.load_state_dict(weights)
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
+    training.model.load_state_dict(weights)
+    training.optimizer.load_state_dict(state["optimizer"])
+    training.schedule.load_state_dict(state["schedule"])
+    training.masks.load_state_dict(state["method"])
     torch.set_rng_state(state["rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -21,6 +21,15 @@ from sweep.errors import DataError
 from sweep.spec import DatasetSpec
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+# Each data set's image shape (C, H, W) and number of classes, known before any file is read (plans count
+# weights with them; a test checks them against the loaded data).
+SHAPES = {
+    "fashion_mnist": ((1, 28, 28), 10),
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+    "synthetic": ((1, 12, 12), 10),
+}
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _FASHION_FILES = {
     "train_x": "train-images-idx3-ubyte",

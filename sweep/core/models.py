@@ -104,12 +104,20 @@ class SparseNet(nn.Sequential):
 
 
 def build_model(
-    spec: ModelSpec, input_shape: Sequence[int], num_classes: int, seed: int, device_type: str = "cpu"
+    spec: ModelSpec,
+    input_shape: Sequence[int],
+    num_classes: int,
+    seed: int,
+    device_type: str = "cpu",
+    layer_masks: Sequence[torch.Tensor] | None = None,
 ) -> SparseNet:
-    """Build the network with its masks (drawn from `seed`) and its initial weights.
+    """Build the network with its masks and its initial weights.
 
-    Each linear layer then goes on the backend `spec.backend` asks for (`auto`: sparse kernels below the
-    density threshold of `device_type`); the weights are the same whichever backend holds them.
+    The masks are drawn from `seed` at the spec's densities, unless `layer_masks` gives them (a mask
+    method's choice). The initial weights are the same whatever the masks: each kernel is drawn whole from
+    `seed`, then masked. Each linear layer then goes on the backend `spec.backend` asks for (`auto`: sparse
+    kernels below the density threshold of `device_type`); the weights are the same whichever backend
+    holds them.
     """
     shapes = weight_shapes(spec, input_shape, num_classes)
     densities = model_densities(spec, input_shape, num_classes)
@@ -119,8 +127,11 @@ def build_model(
     init_gen = torch.Generator().manual_seed(seed * 1_000_003 + _INIT_STREAM)
 
     layers = []
-    for shape, density in zip(shapes, densities, strict=True):
-        mask = masks.random_mask(shape, masks.active_count(density, math.prod(shape)), mask_gen)
+    for i, (shape, density) in enumerate(zip(shapes, densities, strict=True)):
+        if layer_masks is None:
+            mask = masks.random_mask(shape, masks.active_count(density, math.prod(shape)), mask_gen)
+        else:
+            mask = layer_masks[i].detach().float().cpu().view(shape)
         layer = (
             MaskedLinear(shape[1], shape[0], mask)
             if len(shape) == 2

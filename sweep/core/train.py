@@ -1,50 +1,35 @@
 """The trainer: one `TrialConfig` in, per-epoch metrics out through a callback. Plain PyTorch, no Ray.
 
-Read it top to bottom: `train_trial` builds the data, the masked model and the optimizer, reports epoch 0
-(the untrained net), then trains epoch by epoch. After each epoch it evaluates, probes the gradient flow
-on a fixed probe set, and reports. A NaN or inf training loss ends the trial as `diverged`. Every report
-can capture the trial's state (`EpochReport.capture`), and `resume=` continues a trial from such a state
-exactly as if it had never stopped.
+Read it top to bottom: `train_trial` builds the data and the masked model (its mask method chooses the
+masks, `sweep.core.masks.methods`), reports epoch 0 (the untrained net), then trains epoch by epoch. After
+each epoch it evaluates, probes the gradient flow on a fixed probe set (on the masks in force), and reports.
+A NaN or inf training loss ends the trial as `diverged`. Every report can capture the trial's state
+(`EpochReport.capture`), and `resume=` continues a trial from such a state exactly as if it had never stopped.
 """
 
 from __future__ import annotations
 
 import math
-import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from sweep.core import checkpoint
 from sweep.core.data import ArrayDataset, DeviceDataset, Split, Splits, load_arrays, make_splits
+from sweep.core.epoch import EVAL_BATCH, evaluate, train_epoch
+from sweep.core.facts import TrialFacts, resolve_device, trial_facts
 from sweep.core.gradflow import measure_flow
 from sweep.core.layers import MaskEnforcer
-from sweep.core.models import SparseNet, build_model
-from sweep.errors import UserError
+from sweep.core.masks import methods
+from sweep.core.masks.schedule import MaskChanges, MaskSchedule
+from sweep.core.models import SparseNet
+from sweep.core.optim import make_optimizer, make_schedule
 from sweep.spec import TrainSpec, TrialConfig
-
-# Forward-only chunk size for evaluation and the gradient-flow probe: small chunks stay in the CPU's
-# caches (a CNN evaluates about 2.5x faster at 256 than at 4096 here); a GPU wants large ones.
-EVAL_BATCH = {"cpu": 256, "cuda": 4096}
-
-
-@dataclass(frozen=True)
-class TrialFacts:
-    """What does not change during a trial: sizes, per-layer structure, where it runs."""
-
-    active_weights: int
-    total_weights: int
-    total_params: int
-    densities: list[float]
-    layers: list[dict]
-    device: str
-    node: str
 
 
 @dataclass(frozen=True)
@@ -81,6 +66,26 @@ class TrialOutcome:
 EpochCallback = Callable[[EpochReport, TrialFacts], None]
 
 
+class Training:
+    """The model and what trains it: the optimizer, the learning-rate schedule, the mask enforcer, and the
+    mask method's schedule. `restart` starts training afresh (a new IMP level)."""
+
+    def __init__(self, model: SparseNet, tcfg: TrainSpec, masks: MaskSchedule) -> None:
+        self.model, self.tcfg, self.masks = model, tcfg, masks
+        self.enforcer = MaskEnforcer(model.weight_layers)
+        self.restart(0)
+        masks.attach(self)
+
+    def restart(self, epoch: int) -> None:
+        """A fresh optimizer, and the schedule as it was after `epoch` epochs."""
+        self.optimizer = make_optimizer(self.model.parameters(), self.tcfg)
+        self.schedule = make_schedule(self.optimizer, self.tcfg)
+        with warnings.catch_warnings():  # stepping the schedule alone on purpose, to where training resumes
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            for _ in range(epoch):
+                self.schedule.step()
+
+
 def train_trial(
     config: TrialConfig,
     *,
@@ -103,12 +108,13 @@ def train_trial(
             data if data is not None else load_arrays(config.dataset), config.dataset, seed, device
         )
     )
-    model = build_model(config.model, splits.input_shape, splits.num_classes, seed, device.type).to(device)
-    enforcer = MaskEnforcer(model.weight_layers)
-    optimizer = make_optimizer(model.parameters(), tcfg)
-    schedule = make_schedule(optimizer, tcfg)
+    model, masks = methods.start(config, splits, device, resume["masks"] if resume else None)
+    training = Training(model, tcfg, masks)
     probe = Split(splits.train.x[: config.egf.samples], splits.train.y[: config.egf.samples])
-    outcome.facts, outcome.model = trial_facts(model, device), model
+    epochs = masks.total_epochs(tcfg.epochs)
+    steps_per_epoch = math.ceil(len(splits.train) / tcfg.batch_size)
+    changes = MaskChanges(model.weight_layers) if masks.changes_masks else None
+    outcome.facts, outcome.model = trial_facts(model, device, epochs), model
 
     def report(
         epoch: int, train_stats: tuple[float, float] | None, train_s: float, lr: float, started: float
@@ -119,6 +125,7 @@ def train_trial(
         train_loss, train_acc = train_stats or (None, None)
         metrics = {
             "epoch": epoch,
+            "level": masks.level(epoch),
             "train_loss": train_loss,
             "train_acc": train_acc,
             "val_acc": val_acc,
@@ -130,11 +137,18 @@ def train_trial(
             "samples_per_s": len(splits.train) / train_s if train_stats else None,
         }
         diverged = train_loss is not None and not math.isfinite(train_loss)
+        shares = changes.shares() if changes is not None else [0.0] * len(model.weight_layers)
+        layers = [
+            {**row, "mask_changed": share if epoch else None}
+            for row, share in zip(flow.layer_rows(), shares, strict=True)
+        ]
+        if changes is not None:
+            outcome.facts = trial_facts(model, device, epochs)
 
         def capture() -> dict[str, Any]:
-            return checkpoint.capture(model, optimizer, schedule, epoch)
+            return checkpoint.capture(training, epoch)
 
-        result = EpochReport(epoch, metrics, flow.layer_rows(), diverged, capture)
+        result = EpochReport(epoch, metrics, layers, diverged, capture)
         outcome.epochs.append(result)
         if on_epoch is not None:
             on_epoch(result, outcome.facts)
@@ -142,149 +156,29 @@ def train_trial(
 
     first = 1
     if resume is not None:
-        first = checkpoint.restore(resume, model, optimizer, schedule) + 1
+        first = checkpoint.restore(resume, training) + 1
+        changes = MaskChanges(model.weight_layers) if masks.changes_masks else None
     else:
-        report(0, None, 0.0, optimizer.param_groups[0]["lr"], time.perf_counter())
-    for epoch in range(first, tcfg.epochs + 1):
+        report(0, None, 0.0, training.optimizer.param_groups[0]["lr"], time.perf_counter())
+    for epoch in range(first, epochs + 1):
         started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        stats = train_epoch(model, splits.train, optimizer, enforcer, tcfg, epoch)
+        masks.before_epoch(epoch)
+        lr = training.optimizer.param_groups[0]["lr"]
+        stats = train_epoch(
+            model,
+            splits.train,
+            training.optimizer,
+            training.enforcer,
+            tcfg,
+            epoch,
+            masks,
+            first_step=(epoch - 1) * steps_per_epoch,
+        )
         train_s = time.perf_counter() - started
-        schedule.step()
+        training.schedule.step()
+        masks.after_epoch(epoch)
         if report(epoch, stats, train_s, lr, started).diverged:
             outcome.status = "diverged"
             break
     outcome.ended_at = datetime.now(UTC)
     return outcome
-
-
-def train_epoch(
-    model: SparseNet,
-    data: Split,
-    optimizer: torch.optim.Optimizer,
-    enforcer: MaskEnforcer,
-    tcfg: TrainSpec,
-    epoch: int,
-) -> tuple[float, float]:
-    """One pass over the training set in a seeded random order. Returns (mean loss, accuracy).
-
-    Batches are gathered into buffers allocated once per epoch, and the per-step bookkeeping is two cheap
-    ops (the loss tensor is kept, the predictions go into a preallocated tensor), reduced once at the end.
-    """
-    model.train()
-    n, batch, device = len(data), tcfg.batch_size, data.x.device
-    generator = torch.Generator().manual_seed(tcfg.seed * 100_003 + epoch)
-    order = torch.randperm(n, generator=generator).to(device)
-    batch_x = torch.empty((min(batch, n), *data.x.shape[1:]), dtype=data.x.dtype, device=device)
-    batch_y = torch.empty(min(batch, n), dtype=data.y.dtype, device=device)
-    predictions = torch.empty(n, dtype=torch.long, device=device)
-    losses = []
-    for start in range(0, n, batch):
-        index = order[start : start + batch]
-        x = torch.index_select(data.x, 0, index, out=batch_x[: len(index)])
-        y = torch.index_select(data.y, 0, index, out=batch_y[: len(index)])
-        if tcfg.augment == "flip_crop":
-            x = flip_crop(x, generator)
-        out = model(x)
-        loss = F.cross_entropy(out, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        enforcer.mask_gradients()
-        optimizer.step()
-        losses.append(loss.detach())
-        torch.argmax(out.detach(), 1, out=predictions[start : start + batch])
-    enforcer.mask_weights()  # a no-op unless something non-finite crept in: masked gradients keep zeros exact
-    sizes = torch.full((len(losses),), float(batch), device=device)
-    sizes[-1] = n - batch * (len(losses) - 1)
-    mean_loss = (torch.stack(losses) * sizes).sum().item() / n
-    return mean_loss, (predictions == data.y[order]).float().mean().item()
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: Split) -> tuple[float | None, float | None]:
-    """Mean cross-entropy and accuracy in eval mode; (None, None) for an empty split."""
-    if len(data) == 0:
-        return None, None
-    model.eval()
-    loss = torch.zeros((), device=data.x.device)
-    correct = torch.zeros((), dtype=torch.long, device=data.x.device)
-    chunk = EVAL_BATCH[data.x.device.type]
-    for start in range(0, len(data), chunk):
-        out = model(data.x[start : start + chunk])
-        y = data.y[start : start + chunk]
-        loss += F.cross_entropy(out, y, reduction="sum")
-        correct += (out.argmax(1) == y).sum()
-    return loss.item() / len(data), correct.item() / len(data)
-
-
-def flip_crop(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and random crop after zero padding (H/8 pixels), per sample, on device."""
-    n, _, h, w = x.shape
-    pad = max(1, h // 8)
-    flips = torch.rand(n, generator=generator).to(x.device) < 0.5
-    x = torch.where(flips.view(-1, 1, 1, 1), x.flip(3), x)
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    rows = (dy.view(-1, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
-    cols = (dx.view(-1, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-    channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
-    return padded[batch, channel, rows, cols]
-
-
-def make_optimizer(params: object, tcfg: TrainSpec) -> torch.optim.Optimizer:
-    """The optimizer with fused kernels where torch has them (one kernel for all parameters per step)."""
-    common = {"lr": tcfg.lr, "weight_decay": tcfg.weight_decay}
-    if tcfg.optimizer == "sgd":
-        return torch.optim.SGD(params, fused=True, **common)
-    if tcfg.optimizer == "momentum":
-        nesterov = tcfg.nesterov and tcfg.momentum > 0
-        return torch.optim.SGD(params, momentum=tcfg.momentum, nesterov=nesterov, fused=True, **common)
-    if tcfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, foreach=True, **common)
-    optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adagrad": torch.optim.Adagrad}
-    return optimizer[tcfg.optimizer](params, fused=True, **common)
-
-
-def make_schedule(optimizer: torch.optim.Optimizer, tcfg: TrainSpec) -> torch.optim.lr_scheduler.LRScheduler:
-    if tcfg.schedule == "step":
-        step = tcfg.step_size or max(1, tcfg.epochs // 3)
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=tcfg.gamma)
-    if tcfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tcfg.epochs)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-
-
-def resolve_device(requested: str) -> torch.device:
-    """`auto` is CUDA where this process sees a GPU, else the CPU."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device: 'cuda', but no CUDA device is visible here; use auto or cpu")
-    if requested == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", torch.cuda.current_device())
-
-
-def trial_facts(model: SparseNet, device: torch.device) -> TrialFacts:
-    layers = [
-        {
-            "layer": i,
-            "kind": layer.kind,
-            "backend": layer.backend,
-            "shape": list(layer.shape),
-            "density": layer.density,
-            "active_weights": layer.active_weights,
-            "total_weights": layer.total_weights,
-        }
-        for i, layer in enumerate(model.weight_layers)
-    ]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return TrialFacts(
-        active_weights=model.active_weights,
-        total_weights=model.total_weights,
-        total_params=model.total_params,
-        densities=[layer["density"] for layer in layers],
-        layers=layers,
-        device=f"{device} ({name})" if device.type == "cuda" else "cpu",
-        node=socket.gethostname(),
-    )

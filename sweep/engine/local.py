@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from sweep.core.data import ArrayDataset
-from sweep.core.train import EpochReport, TrialFacts, train_trial
+from sweep.core.facts import TrialFacts
+from sweep.core.train import EpochReport, train_trial
 from sweep.engine.recorder import TrialRecorder
 from sweep.errors import UserError
 from sweep.plans.types import TrialMeta

@@ -16,8 +16,9 @@ from importlib import metadata
 
 import numpy as np
 
+from sweep.core.facts import TrialFacts
 from sweep.core.gradflow import MEASURES
-from sweep.core.train import EpochReport, TrialFacts
+from sweep.core.train import EpochReport
 from sweep.plans.types import TrialMeta
 from sweep.spec import TrialConfig, config_to_dict
 from sweep.store import EPOCHS, ResultsStore
@@ -44,12 +45,17 @@ def trial_row(
     started_at: datetime,
     ended_at: datetime,
 ) -> dict:
-    """The `trials` row: config as typed columns, sizes, final and summary metrics, status, provenance."""
-    model, train, data = config.model, config.train, config.dataset
+    """The `trials` row: config as typed columns, sizes, final and summary metrics, status, provenance.
+
+    A trial's result is its last level (IMP trains several; every other method one): the summary measures
+    and the best validation accuracy come from that level's epochs."""
+    model, train, data, sparsity = config.model, config.train, config.dataset, config.sparsity
     by_epoch = {int(e["epoch"]): e for e in epochs}
     last = by_epoch[max(by_epoch)] if by_epoch else {}
-    points = [by_epoch[e] for e in summary_epochs(max(by_epoch)) if e in by_epoch] if by_epoch else []
-    val_accs = [e["val_acc"] for e in epochs if e.get("val_acc") is not None]
+    final = sorted(e for e, row in by_epoch.items() if (row.get("level") or 0) == (last.get("level") or 0))
+    spread = [final[0] + e for e in summary_epochs(final[-1] - final[0])] if final else []
+    points = [by_epoch[e] for e in spread if e in by_epoch]
+    val_accs = [by_epoch[e]["val_acc"] for e in final if by_epoch[e].get("val_acc") is not None]
     return {
         "trial_key": config.key,
         "kind": meta.kind,
@@ -66,6 +72,9 @@ def trial_row(
         "widths": list(model.widths),
         "densities": facts.densities if facts else None,
         "mask": model.mask,
+        "method": sparsity.method,
+        "scope": sparsity.scope,
+        "method_settings": json.dumps(config_to_dict(sparsity), sort_keys=True),
         "backend": model.backend,
         "layer_backends": [layer["backend"] for layer in facts.layers] if facts else None,
         "activation": model.activation,

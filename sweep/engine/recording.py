@@ -68,7 +68,7 @@ class ResultsCallback(tune.Callback):
         if last.get("diverged"):
             status = "diverged"
         else:
-            status = "done" if last.get("epoch") == recorder.config.train.epochs else "stopped"
+            status = "done" if last.get("epoch") == last.get("epochs_total") else "stopped"
         self._finish(trial, recorder, status, None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -31,7 +31,7 @@ class ReplayingSearcher(Searcher):
         self.proposed = 0  # proposals handed to Tune or waiting for their twin
         self.replayed = 0
         self.finished: dict[str, dict] = {}  # trial key -> the result a replay reports
-        self.running: dict[str, tuple[str, int]] = {}  # Tune trial id -> (trial key, epochs) training now
+        self.running: dict[str, str] = {}  # Tune trial id -> the trial key it trains
         self.waiting: list[tuple[str, str, dict]] = []  # (searcher's id, trial key, config) of twins
         self.inner_ids: dict[str, str] = {}  # Tune trial id -> the id the wrapped searcher knows it by
         self._synced = False
@@ -46,7 +46,7 @@ class ReplayingSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict | str | None:
         self._sync()
         for index, (inner, key, config) in enumerate(self.waiting):
-            twin_running = any(running == key for running, _ in self.running.values())
+            twin_running = key in self.running.values()
             if key in self.finished or not twin_running:  # replay it, or train it if the twin did not finish
                 del self.waiting[index]
                 return self._hand_out(trial_id, inner, key, config)
@@ -57,7 +57,7 @@ class ReplayingSearcher(Searcher):
             return config
         self.proposed += 1
         key = parse_trial(config[PLANNED]["config"]).key
-        if key not in self.finished and any(running == key for running, _ in self.running.values()):
+        if key not in self.finished and key in self.running.values():
             self.waiting.append((trial_id, key, config))
             return None
         return self._hand_out(trial_id, trial_id, key, config)
@@ -67,7 +67,8 @@ class ReplayingSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.searcher.on_trial_complete(self.inner_ids.pop(trial_id, trial_id), result=result, error=error)
-        key, epochs = self.running.pop(trial_id, (None, 0))
+        key = self.running.pop(trial_id, None)
+        epochs = (result or {}).get("epochs_total")  # Tune hands searchers flattened results: no "facts"
         done = result and not error and not result.get("diverged") and result.get("epoch") == epochs
         if key is not None and done:
             self.finished[key] = replay_result(result, epochs)
@@ -86,7 +87,7 @@ class ReplayingSearcher(Searcher):
         if key in self.finished:
             self.replayed += 1
             return {**config, REPLAY: self.finished[key]}
-        self.running[trial_id] = (key, parse_trial(config[PLANNED]["config"]).train.epochs)
+        self.running[trial_id] = key
         return config
 
     def _sync(self) -> None:

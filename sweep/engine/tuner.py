@@ -22,8 +22,8 @@ from sweep.engine.session import Echo, ray_session
 from sweep.engine.stage import experiment_name, run_stage
 from sweep.engine.worker import dataset_key
 from sweep.errors import Interrupted, UserError
-from sweep.plans.sc_sdc import sc_sdc_trials
-from sweep.plans.types import PlannedTrial, TrialMeta
+from sweep.plans.plan import planned_trials
+from sweep.plans.types import PlannedTrial
 from sweep.spec import SweepSpec, changes, config_to_dict, parse_spec
 from sweep.store import ResultsStore
 
@@ -104,7 +104,7 @@ def _run(
     resume: bool,
 ) -> SweepResult:
     started = time.perf_counter()
-    planned = sc_sdc_trials(spec) if spec.kind == "sc_sdc" else [PlannedTrial(spec.trial, TrialMeta())]
+    planned = planned_trials(spec)
     names = [stage for stage, _ in stages(spec)]
     todo = names[names.index(state["stage"]) :] if state["stage"] in names else []
     if todo:

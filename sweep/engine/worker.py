@@ -24,7 +24,8 @@ from ray import tune
 
 from sweep.core.checkpoint import load_state, save_state
 from sweep.core.data import ArrayDataset, DeviceDataset, to_device
-from sweep.core.train import EpochReport, TrialFacts, resolve_device, train_trial
+from sweep.core.facts import TrialFacts, resolve_device
+from sweep.core.train import EpochReport, train_trial
 from sweep.plans.types import PLANNED
 from sweep.spec import DatasetSpec, TrialConfig, parse_trial
 
@@ -72,6 +73,7 @@ class _Reporter:
             "facts": dataclasses.asdict(facts),
             "diverged": report.diverged,
             "active_weights": facts.active_weights,
+            "epochs_total": facts.epochs_total,
             "trial_key": self.trial.key,
             "trial_started": self.started,
             "node_id": self.node_id,

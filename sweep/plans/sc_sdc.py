@@ -9,13 +9,13 @@ seed and every other setting.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from sweep.errors import SpecError
 from sweep.plans.types import PlannedTrial, TrialMeta
-from sweep.spec import SweepSpec, axis_keys, with_settings
+from sweep.spec import GridSpec, SweepSpec, axis_keys, with_settings
 
 
 def dense_width(sparse_width: int, ratio: float) -> int:
@@ -29,20 +29,15 @@ def pair_densities(depth: int, sparse_width: int, dense_width: int) -> list[floa
 
 
 def sc_sdc_trials(spec: SweepSpec) -> list[PlannedTrial]:
-    """Every sparse network of the grid and its same-capacity dense partner, pair by pair."""
+    """Every sparse network of the grid and its same-capacity dense partner, pair by pair.
+
+    `pair_id` is the dense partner's trial key: a dense net has no mask method, so the cells of a
+    `sparsity.method` axis share one dense partner (trained once) and every sparse net names it."""
     grid = spec.grid
-    axes = dict(grid.axes)
     planned: list[PlannedTrial] = []
-    for ratio, depth, seed, *values in itertools.product(
-        grid.ratios, grid.depths, grid.seeds, *axes.values()
-    ):
-        settings = {}
-        for name, value in zip(axes, values, strict=True):
-            keys = axis_keys(name)
-            settings.update(dict(zip(keys, value, strict=True)) if len(keys) > 1 else {name: value})
+    for ratio, depth, seed, settings in cells(grid, grid.ratios, grid.depths):
         w_sparse, w_dense = grid.sparse_width, dense_width(grid.sparse_width, ratio)
         cell = {"ratio": ratio, "depth": depth, "seed": seed, **settings}
-        pair_id = hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:12]
         common = {**settings, "train.seed": seed}
         sparse = {
             **common,
@@ -58,10 +53,32 @@ def sc_sdc_trials(spec: SweepSpec) -> list[PlannedTrial]:
             "model.mask": "dense",
             "model.densities": 1.0,
         }
+        configs = {}
         for role, settings_for_role in (("sparse", sparse), ("dense", dense)):
             try:
-                config = with_settings(spec.trial, settings_for_role)
+                configs[role] = with_settings(spec.trial, settings_for_role)
             except SpecError as exc:
                 raise SpecError(f"grid: the cell {cell} gives an invalid trial: {exc}") from None
-            planned.append(PlannedTrial(config, TrialMeta(kind="sc_sdc", role=role, pair_id=pair_id)))
+        pair_id = configs["dense"].key
+        planned += [
+            PlannedTrial(config, TrialMeta(kind="sc_sdc", role=role, pair_id=pair_id))
+            for role, config in configs.items()
+        ]
     return planned
+
+
+def cells(grid: GridSpec, *leading: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """Every combination of the `leading` lists, the seeds and the axes' values, the axes as settings
+    (`a+b` axes set several settings at once)."""
+    axes = dict(grid.axes)
+    for combination in itertools.product(*leading, grid.seeds, *axes.values()):
+        values, seed, axis_values = (
+            combination[: len(leading)],
+            combination[len(leading)],
+            combination[len(leading) + 1 :],
+        )
+        settings: dict[str, Any] = {}
+        for name, value in zip(axes, axis_values, strict=True):
+            keys = axis_keys(name)
+            settings.update(dict(zip(keys, value, strict=True)) if len(keys) > 1 else {name: value})
+        yield (*values, seed, settings)

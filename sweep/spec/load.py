@@ -17,13 +17,17 @@ import yaml
 from sweep.errors import SpecError
 from sweep.spec.convert import build_dataclass, config_to_dict, did_you_mean
 from sweep.spec.schema import (
+    GLOBAL_SCOPE,
     GRID_OWNED,
+    MASKS_CHANGE,
+    SC_SDC_ONLY,
     TRIAL_SECTIONS,
     DatasetSpec,
     EgfSpec,
     GridSpec,
     ModelSpec,
     SearchSpec,
+    SparsitySpec,
     SweepSpec,
     TrainSpec,
     TrialConfig,
@@ -93,26 +97,42 @@ def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
     if not _NAME.fullmatch(spec.name):
         raise SpecError(f"name: {spec.name!r} is not allowed; use letters, digits, '.', '_' and '-' only")
     _check_model(spec.model, "model")
+    _check_sparsity(spec.sparsity, spec.model)
+    if spec.model.mask == "dense" and spec.sparsity.method != "random":
+        raise SpecError(
+            f"sparsity.method: {spec.sparsity.method} finds no mask to choose in a dense net (mask: dense)"
+        )
     if spec.kind == "snas" and spec.grid is not None:
-        raise SpecError("grid: a grid belongs to kind sc_sdc; kind snas takes a search section")
-    if spec.kind == "sc_sdc" and spec.search is not None:
-        raise SpecError("search: a search belongs to kind snas; kind sc_sdc takes a grid section")
+        raise SpecError("grid: a grid belongs to kind sc_sdc or grid; kind snas takes a search section")
+    if spec.kind in ("sc_sdc", "grid") and spec.search is not None:
+        raise SpecError(f"search: a search belongs to kind snas; kind {spec.kind} takes a grid section")
     if spec.kind == "single" and (spec.grid is not None or spec.search is not None):
-        raise SpecError("kind: single takes neither grid nor search; use kind snas or sc_sdc")
+        raise SpecError("kind: single takes neither grid nor search; use kind snas, sc_sdc or grid")
+    if spec.kind == "grid" and spec.grid is not None:
+        for key in SC_SDC_ONLY:  # a saved spec lists them all, at their defaults
+            if getattr(spec.grid, key) != getattr(GridSpec(), key):
+                raise SpecError(f"grid.{key}: belongs to kind sc_sdc; kind grid takes axes and seeds")
+    if spec.kind == "sc_sdc" and spec.grid is not None and spec.grid.dense_reference:
+        raise SpecError("grid.dense_reference: belongs to kind grid; every SC-SDC cell has its dense partner")
     if spec.kind == "snas" and spec.search is None:
         spec = dataclasses.replace(spec, search=SearchSpec())
     if spec.search is not None and spec.search.baseline_seeds and not spec.search.baselines:
         raise SpecError(
             f"search.baseline_seeds: {list(spec.search.baseline_seeds)} needs search.baselines: true"
         )
-    if spec.kind == "sc_sdc":
-        spec = dataclasses.replace(spec, grid=_check_grid(spec.grid or GridSpec()))
+    if spec.kind in ("sc_sdc", "grid"):
+        spec = dataclasses.replace(spec, grid=_check_grid(spec.grid or GridSpec(), spec.kind))
     return spec
 
 
 def parse_trial(raw: Mapping[str, Any]) -> TrialConfig:
+    """A trial's settings, validated. A dense net has no mask method: its sparsity settings are reset to the
+    defaults, so that one dense net is one trial whatever method its sparse partners use."""
     config = build_dataclass(TrialConfig, raw, "")
     _check_model(config.model, "model")
+    _check_sparsity(config.sparsity, config.model)
+    if config.model.mask == "dense" and config.sparsity != SparsitySpec():
+        config = dataclasses.replace(config, sparsity=SparsitySpec())
     return config
 
 
@@ -150,22 +170,46 @@ def _check_model(model: ModelSpec, path: str) -> None:
         )
 
 
-def _check_grid(grid: GridSpec) -> GridSpec:
+def _check_sparsity(sparsity: SparsitySpec, model: ModelSpec) -> None:
+    if sparsity.scope == "global" and sparsity.method not in GLOBAL_SCOPE:
+        raise SpecError(
+            f"sparsity.scope: global does not apply to method {sparsity.method}, which keeps every layer's "
+            f"count; it applies to {', '.join(GLOBAL_SCOPE)}"
+        )
+    if sparsity.method in MASKS_CHANGE and model.backend == "sparse":
+        raise SpecError(
+            f"model.backend: sparse kernels keep a fixed mask, but method {sparsity.method} changes masks "
+            "while it trains; use auto (it trains those layers masked) or masked"
+        )
+    if sparsity.method == "gmp" and sparsity.prune_start >= sparsity.update_end:
+        raise SpecError(
+            f"sparsity.prune_start: {sparsity.prune_start} must come before sparsity.update_end "
+            f"({sparsity.update_end})"
+        )
+
+
+def _check_grid(grid: GridSpec, kind: str) -> GridSpec:
     """Axis names are trial settings; `a+b` links settings that vary together (values are lists)."""
+    owned = GRID_OWNED if kind == "sc_sdc" else frozenset({"train.seed"})
     for name, values in grid.axes.items():
         keys = axis_keys(name)
         for key in keys:
             section, _, leaf = key.partition(".")
             if section not in TRIAL_SECTIONS or not leaf:
                 raise SpecError(f"grid.axes.{name}: an axis is a trial setting such as train.optimizer")
-            cls = {"dataset": DatasetSpec, "model": ModelSpec, "train": TrainSpec, "egf": EgfSpec}[section]
+            cls = {
+                "dataset": DatasetSpec,
+                "model": ModelSpec,
+                "train": TrainSpec,
+                "egf": EgfSpec,
+                "sparsity": SparsitySpec,
+            }[section]
             known = [f.name for f in dataclasses.fields(cls)]
             if leaf not in known:
                 raise SpecError(f"grid.axes.{name}: unknown setting {key}{did_you_mean(leaf, known)}")
-            if key in GRID_OWNED:
-                raise SpecError(
-                    f"grid.axes.{name}: {key} is set by the grid itself (sparse_width, ratios, depths, seeds)"
-                )
+            if key in owned:
+                itself = "sparse_width, ratios, depths, seeds" if kind == "sc_sdc" else "seeds"
+                raise SpecError(f"grid.axes.{name}: {key} is set by the grid itself ({itself})")
         if not values:
             raise SpecError(f"grid.axes.{name}: an axis needs at least one value")
         if len(keys) > 1:

@@ -24,11 +24,18 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine")
 AUGMENTS = ("none", "flip_crop")
 DEVICES = ("auto", "cpu", "cuda")
-KINDS = ("single", "snas", "sc_sdc")
+KINDS = ("single", "snas", "sc_sdc", "grid")
 SAMPLERS = ("tpe", "nsga2", "random")
 METRICS = ("val_acc", "test_acc")
 SCHEDULERS = ("none", "asha")
 DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# How a trial's masks are chosen: at random, by pruning at initialisation, by dynamic sparse training, or by
+# magnitude pruning while it trains. `scope: global` lets a method allocate across layers.
+PRUNING_AT_INIT = ("snip", "grasp", "synflow")
+METHODS = ("random", "shuffle", *PRUNING_AT_INIT, "set", "rigl", "gmp", "imp")
+GLOBAL_SCOPE = ("shuffle", *PRUNING_AT_INIT, "gmp", "imp")
+MASKS_CHANGE = ("set", "rigl", "gmp", "imp")  # masks that change while the trial trains
+SCOPES = ("layer", "global")
 
 
 def _opt(**rules: Any) -> dict[str, Any]:
@@ -63,6 +70,26 @@ class ModelSpec:
     def num_weight_layers(self) -> int:
         """Hidden layers (linear or conv) plus the linear output layer."""
         return len(self.widths) + 1
+
+
+@dataclass(frozen=True)
+class SparsitySpec:
+    """The mask method and its settings (SPEC.md §9); each setting names the methods it applies to."""
+
+    method: str = field(default="random", metadata=_opt(choices=METHODS))
+    scope: str = field(default="layer", metadata=_opt(choices=SCOPES))  # global: one threshold, all layers
+    score_batch: int = field(default=128, metadata=_opt(gt=0))  # snip: training samples scored
+    grasp_per_class: int = field(default=10, metadata=_opt(gt=0))  # grasp: samples per class
+    grasp_temperature: float = field(default=200.0, metadata=_opt(gt=0.0))  # grasp: logits divided by it
+    synflow_rounds: int = field(default=100, metadata=_opt(gt=0))  # synflow: rounds from dense to the target
+    shuffle_of: str = field(default="snip", metadata=_opt(choices=PRUNING_AT_INIT))  # shuffle: whose counts
+    update_every: int = field(default=100, metadata=_opt(gt=0))  # set, rigl, gmp: steps between updates
+    drop_fraction: float = field(default=0.3, metadata=_opt(gt=0.0, lt=1.0))  # set, rigl: alpha
+    update_end: float = field(default=0.75, metadata=_opt(gt=0.0, le=1.0))  # set, rigl, gmp: last update
+    prune_start: float = field(default=0.1, metadata=_opt(ge=0.0, lt=1.0))  # gmp: first pruning step
+    prune_fraction: float = field(default=0.2, metadata=_opt(gt=0.0, lt=1.0))  # imp: pruned per level
+    levels: int | None = field(default=None, metadata=_opt(gt=0))  # imp: null = as prune_fraction needs
+    rewind_epoch: int = field(default=0, metadata=_opt(ge=0))  # imp: the epoch the weights rewind to
 
 
 @dataclass(frozen=True)
@@ -116,6 +143,7 @@ class GridSpec:
     depths: tuple[int, ...] = field(default=(1, 2, 4), metadata=_opt(gt=0, nonempty=True))
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_opt(ge=0, nonempty=True))
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    dense_reference: bool = False  # kind grid: each sparse trial's dense net of the same capacity too
 
 
 @dataclass(frozen=True)
@@ -140,6 +168,7 @@ class TrialConfig:
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     egf: EgfSpec = EgfSpec()
+    sparsity: SparsitySpec = SparsitySpec()
 
     @property
     def key(self) -> str:
@@ -156,8 +185,9 @@ class TrialConfig:
 
 
 GRID_OWNED = frozenset({"model.widths", "model.densities", "model.mask", "model.init_widths", "train.seed"})
+SC_SDC_ONLY = ("sparse_width", "ratios", "depths")  # grid keys of kind sc_sdc; kind grid takes axes
 KEYLESS = frozenset({"dataset.data_dir", "dataset.download", "train.checkpoint_every"})
-TRIAL_SECTIONS = ("dataset", "model", "train", "egf")
+TRIAL_SECTIONS = ("dataset", "model", "train", "egf", "sparsity")
 
 
 @dataclass(frozen=True)
@@ -168,6 +198,7 @@ class SweepSpec:
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     egf: EgfSpec = EgfSpec()
+    sparsity: SparsitySpec = SparsitySpec()
     search: SearchSpec | None = None
     grid: GridSpec | None = None
     resources: ResourcesSpec = ResourcesSpec()
@@ -176,4 +207,4 @@ class SweepSpec:
     @property
     def trial(self) -> TrialConfig:
         """The spec's own trial: the template that SNAS and SC-SDC vary."""
-        return TrialConfig(self.dataset, self.model, self.train, self.egf)
+        return TrialConfig(self.dataset, self.model, self.train, self.egf, self.sparsity)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"  # 2: trials.node_id and trials.attempts
+SCHEMA_VERSION = (
+    "2"  # 2 adds trials.node_id, attempts, method, scope, method_settings; epochs.level; layers.mask_changed
+)
 _f64, _i64, _str, _bool = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 _time = pa.timestamp("us", tz="UTC")
 
@@ -32,6 +34,9 @@ TRIALS = pa.schema(
         ("widths", pa.list_(_i64)),
         ("densities", pa.list_(_f64)),
         ("mask", _str),
+        ("method", _str),
+        ("scope", _str),
+        ("method_settings", _str),
         ("backend", _str),
         ("layer_backends", pa.list_(_str)),
         ("activation", _str),
@@ -85,6 +90,7 @@ EPOCHS = pa.schema(
     [
         ("trial_key", _str),
         ("epoch", _i64),
+        ("level", _i64),
         ("train_loss", _f64),
         ("train_acc", _f64),
         ("val_acc", _f64),
@@ -111,6 +117,7 @@ LAYERS = pa.schema(
         ("g_masked_l2", _f64),
         ("g_l1", _f64),
         ("g_l2", _f64),
+        ("mask_changed", _f64),
     ]
 )
 TABLES = {"trials": TRIALS, "epochs": EPOCHS, "layers": LAYERS}

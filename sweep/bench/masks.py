@@ -1,0 +1,58 @@
+"""Mask methods: a RigL epoch against a static-mask epoch, and the scoring of pruning at initialisation
+(SNIP, GraSP, SynFlow with its 100 rounds) against one training epoch, on the reference MLP at 10%."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+from sweep.bench.harness import REFERENCE, Result, Settings, Trainer, alternate, paired
+from sweep.core.data import Splits
+from sweep.core.epoch import train_epoch
+from sweep.core.masks import methods
+from sweep.core.models import weight_shapes
+from sweep.core.train import Training
+from sweep.spec import SparsitySpec, TrainSpec, TrialConfig
+
+TCFG = TrainSpec(optimizer="momentum", lr=0.05)
+LONG = dataclasses.replace(TCFG, epochs=10_000)  # RigL keeps updating through every measured epoch
+
+
+def rigl_cost(splits: Splits, settings: Settings) -> Result:
+    """An epoch of RigL (an update every 100 steps, its default) against an epoch with a fixed mask."""
+    config = TrialConfig(model=REFERENCE, train=LONG, sparsity=SparsitySpec(method="rigl"))
+    model, masks = methods.start(config, splits, settings.device)
+    rigl = Training(model, LONG, masks)
+    static = Trainer(REFERENCE, splits, settings, TCFG)
+    steps = math.ceil(len(splits.train) / LONG.batch_size)
+    epochs = itertools.count(1)
+
+    def rigl_epoch() -> None:
+        epoch = next(epochs)
+        train_epoch(
+            model, splits.train, rigl.optimizer, rigl.enforcer, LONG, epoch, masks, (epoch - 1) * steps
+        )
+
+    times_a, times_b = alternate(rigl_epoch, lambda: static.epoch(splits.train), settings, _repeats(settings))
+    return paired(
+        times_a, times_b, "rigl epoch s", "static epoch s", {"updates_per_epoch": steps // masks.every}
+    )
+
+
+def scoring_cost(method: str, splits: Splits, settings: Settings) -> Result:
+    """Choosing the masks with `method` on the dense initial net, against one training epoch."""
+    config = TrialConfig(model=REFERENCE, train=TCFG, sparsity=SparsitySpec(method=method))
+    static = Trainer(REFERENCE, splits, settings, TCFG)
+    shapes = weight_shapes(REFERENCE, splits.input_shape, splits.num_classes)
+    counts = [round(0.1 * math.prod(shape)) for shape in shapes]
+
+    def score() -> None:
+        methods.initial_masks(config, REFERENCE, splits, settings.device, counts)
+
+    times_a, times_b = alternate(score, lambda: static.epoch(splits.train), settings, _repeats(settings))
+    return paired(times_a, times_b, f"{method} scoring s", "training epoch s")
+
+
+def _repeats(settings: Settings) -> int:
+    return 3 if settings.quick else 7  # whole epochs: fewer, longer samples
