@@ -143,7 +143,7 @@ def finished(interrupted_by_a_failed_write, tmp_path):
 def test_a_damaged_part_file_gets_one_line_and_changes_nothing(finished, damage, cli, tmp_path):
     spec, results = finished
     epochs_folder = results / "epochs" / "sweep=writes"
-    victim = sorted(epochs_folder.glob("part-*.parquet"))[0]
+    victim = sorted(epochs_folder.glob("*.parquet"))[0]  # the compacted file: every trial's epochs
     if damage == "garbage":
         table, bad = "trials", results / "trials" / "sweep=writes" / "part-garbage.parquet"
         bad.write_bytes(b"not parquet at all")
@@ -173,11 +173,13 @@ def test_a_damaged_part_file_gets_one_line_and_changes_nothing(finished, damage,
     resumed = drivers.sweep("resume", "writes", "--results", results)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     whole(results, "writes", spec, 8)
-    if damage == "truncated":  # the trial's rows came back from its checkpoint, as they were
-        assert "1 of its trials lack rows: recording them again" in resumed.stdout
-        again = {row["epoch"]: row for row in pq.read_table(victim).to_pylist()}
-        assert [again[row["epoch"]]["test_acc"] for row in original] == [row["test_acc"] for row in original]
-        assert [again[row["epoch"]]["egf"] for row in original] == [row["egf"] for row in original]
+    if damage == "truncated":  # the trials' rows came back from their checkpoints, as they were
+        assert "24 of its trials lack rows: recording them again" in resumed.stdout
+        again = {(r["trial_key"], r["epoch"]): r for r in ResultsStore(results).rows("epochs", "writes")}
+        assert len(again) == len(original)
+        for row in original:
+            assert again[row["trial_key"], row["epoch"]]["test_acc"] == row["test_acc"]
+            assert again[row["trial_key"], row["epoch"]]["egf"] == row["egf"]
     else:
         assert "sweep writes is already complete" in resumed.stdout
 

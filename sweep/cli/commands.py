@@ -63,10 +63,15 @@ SUMMARY_COLUMNS = (
 
 def run(args: argparse.Namespace) -> int:
     spec = _spec_from_args(args)
+    if args.dry_run:
+        from sweep.engine.forecast import forecast, forecast_lines
+
+        print("\n".join(forecast_lines(spec, args.results, forecast(spec, args.results, args.address))))
+        return 0
     _loopback_env(args.address or spec.ray.address)
     from sweep.engine.tuner import run_sweep
 
-    return _finish(run_sweep(spec, args.results, args.address))
+    return _finish(run_sweep(spec, args.results, args.address, compaction=not args.no_compact))
 
 
 def _loopback_env(address: str | None) -> None:
@@ -102,7 +107,7 @@ def resume(args: argparse.Namespace) -> int:
     _loopback_env(args.address)
     from sweep.engine.tuner import resume_sweep
 
-    result = resume_sweep(args.name, args.results, args.address)
+    result = resume_sweep(args.name, args.results, args.address, compaction=not args.no_compact)
     return _finish(result)
 
 
@@ -113,7 +118,17 @@ def _finish(result: SweepResult) -> int:
     name, metric = result.name, sweep_metric(result.spec, result.spec["kind"])
     print(f"\nleaderboard of {name} (by {metric}):")
     print_frame(leaderboard(result.trials, metric), "table")
-    print(timing_line(result.trials, result.wall_s))
+    if result.ran:
+        print(timing_line(result.trials, result.wall_s))
+        if result.replayed:
+            many = "proposals repeated a configuration" if result.replayed > 1 else "proposal repeated one"
+            print(
+                f"{result.replayed} {many} already trained, answered with its result (replayed): the "
+                "tables hold fewer trials than the search proposed"
+            )
+        print(f"driver: {result.peak_mb:.0f} MB at most")
+    else:
+        print(f"sweep {name} was complete already: nothing ran")
     print(f"tables: {result.results}/{{trials,epochs,layers}}/sweep={name}/")
     print(
         f"""query:  sweep query "SELECT role, avg(test_acc) FROM trials WHERE sweep = '{name}' """
@@ -187,3 +202,19 @@ def _existing_store(results: str) -> ResultsStore:
     if not store.exists():
         raise UserError(f"--results {results}: no results there yet (run 'sweep train' or 'sweep run')")
     return store
+
+
+def compact(args: argparse.Namespace) -> int:
+    from sweep.engine.lease import driver_lease
+    from sweep.store.compaction import compact, compaction_line
+
+    store = _existing_store(args.results)
+    names = [args.name] if args.name else store.sweeps()
+    if args.name and args.name not in store.sweeps():
+        known = ", ".join(store.sweeps()) or "none"
+        raise UserError(f"no sweep named {args.name!r} in {args.results} (sweeps there: {known})")
+    for name in names:
+        with driver_lease(store, name, "compact"):  # no driver writes while its files are swapped
+            store.check_readable(name)
+            print(compaction_line(name, compact(store, name)))
+    return 0

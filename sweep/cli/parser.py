@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a dotted spec key, the value parsed as YAML (repeatable)",
         )
 
+    def no_compact(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--no-compact",
+            action="store_true",
+            help="leave one file per trial and table at the end (compact later with 'sweep compact')",
+        )
+
     def results_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--results",
@@ -42,8 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     results_arg(p)
     p.add_argument("--force", action="store_true", help="train again even if the trial is already done")
 
-    p = command("run", commands.run, "Run a sweep (single, snas or sc_sdc) on Ray Tune.")
+    p = command("run", commands.run, "Run a sweep (single, snas, sc_sdc or grid) on Ray Tune.")
     spec_args(p, optional=True)
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what the spec would run (trials, those done, an estimate of the time) and start nothing",
+    )
+    no_compact(p)
     p.add_argument(
         "--spec-env",
         metavar="VAR",
@@ -72,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
 
     p = command("resume", commands.resume, "Continue an interrupted sweep where it stopped.")
+    no_compact(p)
     p.add_argument("name", help="the sweep's name")
     results_arg(p)
     p.add_argument("--address", default=None, help="as for run")
@@ -104,4 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql")
     results_arg(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    p = command("compact", commands.compact, "Rewrite sweeps' per-trial files into a few large ones.")
+    p.add_argument("name", nargs="?", help="a sweep's name (default: every sweep under the results)")
+    results_arg(p)
     return parser

@@ -10,16 +10,18 @@ from ray import tune
 from ray.tune.trainable import wrap_function
 
 from sweep.core.data import ArrayDataset
+from sweep.engine.checkpoints import CheckpointPruner
 from sweep.engine.session import quiet_tune
-from sweep.engine.worker import run_planned_trial, trial_name, with_checkpoint_fallback
+from sweep.engine.worker import run_planned_trial, trial_dirname, trial_name, with_checkpoint_fallback
 from sweep.plans.types import PLANNED
 from sweep.spec import SweepSpec
 from sweep.store import ResultsStore
 
 
-def make_trainable(spec: SweepSpec, data: Mapping[str, ArrayDataset]) -> object:
-    """The worker function with its data and threads, restoring from a trial's newest checkpoint."""
-    function = tune.with_parameters(run_planned_trial, data=data, threads=max(1, int(spec.resources.cpu)))
+def make_trainable(spec: SweepSpec, data: Mapping[str, ArrayDataset], checkpoints: str) -> object:
+    """The worker function with its data, its threads and where its trials' checkpoints are."""
+    threads = max(1, int(spec.resources.cpu))
+    function = tune.with_parameters(run_planned_trial, data=data, threads=threads, checkpoints=checkpoints)
     trainable = with_checkpoint_fallback(wrap_function(function, name="run_planned_trial"))
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
@@ -42,14 +44,13 @@ def grid_tuner(
 
 
 def run_config(spec: SweepSpec, store: ResultsStore, experiment: str, callbacks: list) -> tune.RunConfig:
-    """Quiet, our callbacks, retries from the latest checkpoint, and one checkpoint kept per trial."""
+    """Quiet, our callbacks, retries from the latest checkpoint, and two checkpoints kept per trial."""
     return tune.RunConfig(
         name=experiment,
         storage_path=tune_storage(spec, store),
         verbose=0,
-        callbacks=callbacks,
+        callbacks=[*callbacks, CheckpointPruner()],
         failure_config=tune.FailureConfig(max_failures=spec.ray.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
     )
 
 
@@ -58,7 +59,7 @@ def tuner_settings(spec: SweepSpec) -> dict:
         "reuse_actors": True,
         "max_concurrent_trials": spec.ray.max_concurrent_trials,
         "trial_name_creator": trial_name,
-        "trial_dirname_creator": trial_name,
+        "trial_dirname_creator": trial_dirname,
     }
 
 

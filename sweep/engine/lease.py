@@ -1,13 +1,13 @@
 """One driver per sweep: the driver holds the sweep's lease (`sweep.store.lease`) while it runs, and renews
-it in the background. A driver that finds its lease taken over stops its Tune run, as Ctrl-C would."""
+it in the background. A driver that finds its lease taken over stops what it does (`on_lost`: a sweep's
+driver stops its Tune run, as Ctrl-C would). Imports no Ray: `sweep compact` holds the lease too."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from sweep.engine.session import stop_tune_run
 from sweep.errors import ResultsError, UserError
 from sweep.store import ResultsStore
 from sweep.store.lease import RENEW_EVERY_S, LeaseFile, LeaseHolder
@@ -16,8 +16,9 @@ from sweep.store.lease import RENEW_EVERY_S, LeaseFile, LeaseHolder
 class DriverLease:
     """The lease this driver holds, and whether it was lost while the sweep ran."""
 
-    def __init__(self, store: ResultsStore, sweep: str) -> None:
+    def __init__(self, store: ResultsStore, sweep: str, on_lost: Callable[[], None]) -> None:
         self.file = LeaseFile(store.fs, store.base, sweep)
+        self.on_lost = on_lost
         self.sweep = sweep
         self.previous: LeaseHolder | None = None  # the lease of a dead driver this one took over
         self.lost = False
@@ -39,15 +40,17 @@ class DriverLease:
                 continue  # the store is away for a moment: the next renewal tries again
             if not renewed:
                 self.lost = True
-                stop_tune_run()
+                self.on_lost()
                 return
 
 
 @contextlib.contextmanager
-def driver_lease(store: ResultsStore, sweep: str, command: str) -> Iterator[DriverLease]:
+def driver_lease(
+    store: ResultsStore, sweep: str, command: str, on_lost: Callable[[], None] = lambda: None
+) -> Iterator[DriverLease]:
     """Hold the sweep's lease for the block (raises `SweepBusy` when a live driver holds it); a dead
     driver's lease is taken over (`DriverLease.previous`)."""
-    lease = DriverLease(store, sweep)
+    lease = DriverLease(store, sweep, on_lost)
     try:
         lease.previous = lease.file.acquire(command)
     except OSError as exc:

@@ -3,11 +3,13 @@ the best so far), and one line when a trial is retried after a failure or contin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from ray import tune
 
+from sweep.engine.clock import duration
 from sweep.engine.recording import error_message
 from sweep.engine.session import Echo
 from sweep.plans.snas import within_budget
@@ -24,6 +26,7 @@ class ProgressCallback(tune.Callback):
         self.total, self.metric, self.echo, self.budget = total, metric, echo, budget
         self.max_failures = max_failures
         self._ended: dict[str, float | None] = {}  # trial id -> its metric (None: failed or over budget)
+        self._began, self._ended_here = time.monotonic(), 0  # for the time left: this run's pace
         self._continued: set[tuple[str, int]] = set()  # (trial id, attempt) announced
 
     def __getstate__(self) -> dict:
@@ -68,9 +71,14 @@ class ProgressCallback(tune.Callback):
         outcome = "diverged" if last.get("diverged") else outcome
         if outcome == "done" and last.get("replayed"):
             outcome = "replayed"  # a configuration that had finished: its result again, no training
-        if outcome in ("done", "replayed") and not self._feasible(last):
+        elif outcome == "done" and last.get("epoch") != last.get("epochs_total"):
+            outcome = "stopped"  # a scheduler (ASHA) ended it early
+        if outcome in ("done", "replayed", "stopped") and not self._feasible(last):
             outcome = "infeasible"  # over search.max_active_weights: shown, never the best
-        self._ended[trial.trial_id] = _metric(last, self.metric, outcome not in ("done", "replayed"))
+        self._ended[trial.trial_id] = _metric(
+            last, self.metric, outcome not in ("done", "replayed", "stopped")
+        )
+        self._ended_here += 1
         running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self._ended)
         values = [v for v in self._ended.values() if v is not None]
         if outcome == "error":
@@ -82,7 +90,17 @@ class ProgressCallback(tune.Callback):
         best = f"{max(values):.4f}" if values else "-"
         self.echo(
             f"[{len(self._ended):>3}/{self.total}] {outcome:<8} {detail}  | running {running}, "
-            f"best {self.metric} {best}"
+            f"best {self.metric} {best} | {self._clock(len(self._ended))}"
+        )
+
+    def _clock(self, ended: int) -> str:
+        """Time since this run began, and the time left at its pace so far."""
+        elapsed = time.monotonic() - self._began
+        left = max(0, self.total - ended) * elapsed / self._ended_here
+        return (
+            f"{duration(elapsed)} elapsed, about {duration(left)} left"
+            if ended < self.total
+            else (f"{duration(elapsed)} elapsed")
         )
 
     def _feasible(self, result: Mapping | None) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ray import tune
 
-from sweep.engine.recorder import TrialRecorder, facts_from_dict
+from sweep.engine.recorder import EPOCH_COLUMNS, TrialRecorder, facts_from_dict
 from sweep.engine.session import stop_tune_run
 from sweep.errors import ResultsError
 from sweep.plans.snas import within_budget
@@ -53,12 +53,15 @@ class ResultsCallback(tune.Callback):
         return self._recorders[trial.trial_id]
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        """Record the epoch, then drop its bulk (layers, facts, history) from the result Tune keeps for the
+        trial's whole life: the driver's memory must not grow with every epoch of every trial."""
         if result.get("replayed"):
             return
         started = datetime.fromtimestamp(result["trial_started"], UTC)
-        facts = facts_from_dict(result["facts"])
-        history = result.get("history") or ()
-        self._write(self.recorder(trial).add_epoch, result, result["layers"], facts, started, history)
+        facts = facts_from_dict(result.pop("facts"))
+        metrics = {name: result.get(name) for name in EPOCH_COLUMNS}
+        layers, history = result.pop("layers"), result.pop("history", ())
+        self._write(self.recorder(trial).add_epoch, metrics, layers, facts, started, history)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}
@@ -89,6 +92,7 @@ class ResultsCallback(tune.Callback):
         if self.max_active_weights is not None and last.get("active_weights") is not None:
             extra["feasible"] = within_budget(last["active_weights"], self.max_active_weights)
         self._write(recorder.finish, status, error, ended_at=datetime.now(UTC), **extra)
+        self._recorders.pop(trial.trial_id, None)  # its rows are on their way; nothing more comes
 
     def _write(self, action: Callable[..., object], *args: object, **kwargs: object) -> None:
         if self.failure is not None:

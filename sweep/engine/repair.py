@@ -2,9 +2,10 @@
 
 That happens when a write failed (the sweep then stopped at once) or when a driver died after Tune saw a
 trial end and before its row was written. An errored trial gets its row from its error. Any other trial
-runs again from its last checkpoint, which holds its whole history: the worker restores it, finds nothing
-left to train and reports that history, which the recorder writes as rows. A trial without a checkpoint
-(`train.checkpoint_every: 0`) trains again. The stage is complete only when every trial has its row.
+runs again; it finds its last checkpoint (its trial folder is named by its key), which holds its whole
+history, and finding nothing left to train it reports that history, which the recorder writes as rows. A
+trial without a checkpoint (`train.checkpoint_every: 0`) trains again. The stage is complete only when every
+trial has its row.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sweep.engine.progress import ProgressCallback
 from sweep.engine.recorder import TrialRecorder
 from sweep.engine.recording import ResultsCallback
 from sweep.engine.session import Echo, quiet_tune
-from sweep.engine.worker import REPLAY, RESTORE
+from sweep.engine.worker import REPLAY
 from sweep.errors import ResultsError
 from sweep.plans.types import PLANNED, TrialMeta
 from sweep.spec import SweepSpec, parse_trial
@@ -75,10 +76,7 @@ def repair_unrecorded(
     again = [r for r in missing if r.error is None]
     if again:
         echo(f"{len(again)} trials ended without their rows; recording them again from their checkpoints")
-        entries = [
-            {**r.config[PLANNED], RESTORE: r.checkpoint.path if r.checkpoint is not None else None}
-            for r in again
-        ]
+        entries = [r.config[PLANNED] for r in again]
         callbacks = [ResultsCallback(store.root, spec.name), ProgressCallback(len(entries), "test_acc", echo)]
         grid_tuner(spec, store, trainable, entries, f"{experiment}.repair", callbacks).fit()
     left = unrecorded(results, store, spec.name)

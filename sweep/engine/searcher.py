@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import partial
 
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
@@ -16,10 +18,11 @@ from sweep.engine.worker import dataset_key
 from sweep.plans.snas import SearchTemplate, define_space, make_sampler, make_template
 from sweep.plans.types import PLANNED
 from sweep.spec import SweepSpec
+from sweep.store import ResultsStore
 
 
 def search_config(
-    spec: SweepSpec, results: str, data: Mapping[str, ArrayDataset], settings: dict, echo: Echo
+    spec: SweepSpec, store: ResultsStore, data: Mapping[str, ArrayDataset], settings: dict, echo: Echo
 ) -> tune.TuneConfig:
     """The search's Tune settings: Optuna through `OptunaSearch`, wrapped so that repeats are replayed."""
     search = spec.search
@@ -38,22 +41,31 @@ def search_config(
         f"searching {search.num_samples} trials: {search.sampler} on {search.metric}, "
         f"{len(template.warm_starts)} warm starts, levels {list(template.levels)}"
     )
+    journal = store.study_journal(spec.name)
+    if journal is not None:
+        echo(f"the Optuna study: {journal}; watch it with: optuna-dashboard {journal}")
+    searcher = make_searcher(spec, template, journal)
     return tune.TuneConfig(
-        search_alg=ReplayingSearcher(make_searcher(spec, template), results, spec.name, search.num_samples),
+        search_alg=ReplayingSearcher(searcher, store.root, spec.name, search.num_samples),
         scheduler=scheduler,
         num_samples=search.num_samples,
         **settings,
     )
 
 
-def make_searcher(spec: SweepSpec, template: SearchTemplate) -> OptunaSearch:
+def make_searcher(spec: SweepSpec, template: SearchTemplate, journal: str | None = None) -> OptunaSearch:
+    """Ray's `OptunaSearch` with the plans' space and sampler; its study in an Optuna journal file when
+    `journal` names one (so that `optuna-dashboard` and Optuna itself can read the search as it runs)."""
     sampler, objective = make_sampler(spec.search)
+    storage = JournalStorage(JournalFileBackend(journal)) if journal else None
     return OptunaSearch(
         space=partial(define_space, template=template),
         metric=objective.metric,
         mode=objective.mode,
         sampler=sampler,
         points_to_evaluate=[dict(point) for point in template.warm_starts] or None,
+        study_name=spec.name,
+        storage=storage,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pyarrow.fs as pafs
 from ray import tune
 
 from sweep.core.data import ArrayDataset
@@ -27,6 +28,7 @@ from sweep.engine.recording import ResultsCallback
 from sweep.engine.repair import repair_unrecorded
 from sweep.engine.searcher import search_config
 from sweep.engine.session import Echo, quiet_tune, trial_slots
+from sweep.engine.storage import filesystem
 from sweep.engine.worker import dataset_key
 from sweep.errors import Interrupted
 from sweep.plans.baselines import baseline_trials
@@ -44,11 +46,12 @@ def run_stage(
     planned: list[PlannedTrial],
     echo: Echo,
     resume: bool,
-) -> None:
+) -> int:
+    """Run one stage; return how many of its proposals were replays (configurations proposed again)."""
     experiment = experiment_name(spec, stage)
     storage = tune_storage(spec, store)
     path = f"{storage.rstrip('/')}/{experiment}"
-    trainable = make_trainable(spec, data)
+    trainable = make_trainable(spec, data, checkpoints=path)
     ended_before: frozenset[str] = frozenset()
     if resume and tune.Tuner.can_restore(path):
         echo(f"resuming {experiment} from {path}")
@@ -62,7 +65,7 @@ def run_stage(
             planned = _baselines(spec, store, data, echo)
         tuner = _new_tuner(spec, store, stage, data, planned, trainable, experiment, echo)
         if tuner is None:
-            return
+            return 0
     search = spec.kind == "snas" and stage == "main"
     results = fit(tuner, spec.search.num_samples if search else None, ended_before)
     if results is None:
@@ -73,6 +76,18 @@ def run_stage(
     repair_unrecorded(spec, store, results, trainable, experiment, echo)
     if search:
         _mark_pareto(store, spec)
+    return sum(1 for result in results if (result.metrics or {}).get("replayed"))
+
+
+def forget_experiments(spec: SweepSpec, store: ResultsStore) -> None:
+    """Delete the Tune state and checkpoints left under this sweep's experiment names."""
+    storage = tune_storage(spec, store)
+    fs, base = filesystem(storage)
+    for stage in ("main", "baselines"):
+        for experiment in (experiment_name(spec, stage), f"{experiment_name(spec, stage)}.repair"):
+            path = f"{base.rstrip('/')}/{experiment}"
+            if fs.get_file_info(path).type == pafs.FileType.Directory:
+                fs.delete_dir(path)
 
 
 def experiment_name(spec: SweepSpec, stage: str) -> str:
@@ -100,7 +115,7 @@ def _new_tuner(
             run_config=run_config(
                 spec, store, experiment, [ResultsCallback(store.root, spec.name, budget), progress]
             ),
-            tune_config=search_config(spec, store.root, data, settings, echo),
+            tune_config=search_config(spec, store, data, settings, echo),
         )
     done = {r["trial_key"] for r in store.rows("trials", spec.name) if r["status"] == "done"}
     todo, seen = [], set(done)

@@ -26,23 +26,23 @@ from sweep.core.checkpoint import load_state, save_state
 from sweep.core.data import ArrayDataset, DeviceDataset, to_device
 from sweep.core.facts import TrialFacts, resolve_device
 from sweep.core.train import EpochReport, train_trial
+from sweep.engine.storage import filesystem
 from sweep.plans.types import PLANNED
 from sweep.spec import DatasetSpec, TrialConfig, parse_trial
 
 # The Tune config key of a proposal whose configuration already finished: its result, reported again.
 REPLAY = "sweep_replay"
-# The key, in a planned entry, of the checkpoint a trial run again to record it starts from.
-RESTORE = "restore_from"
 
 
-def run_planned_trial(config: dict, data: Mapping[str, ArrayDataset], threads: int) -> None:
-    """Tune function trainable: the core trainer, reporting every epoch to the driver."""
+def run_planned_trial(config: dict, data: Mapping[str, ArrayDataset], threads: int, checkpoints: str) -> None:
+    """Tune function trainable: the core trainer, reporting every epoch to the driver. `checkpoints` is the
+    folder (a path or a `pyarrow.fs` URI) of the stage's trial folders, where each trial finds its own."""
     if config.get(REPLAY) is not None:  # hand the searcher the result it already has; train nothing
         tune.report({**config[REPLAY], "replayed": True})
         return
     trial = parse_trial(config[PLANNED]["config"])
     torch.set_num_threads(threads)
-    state = _restored_state(config[PLANNED].get(RESTORE))
+    state = latest_state(checkpoints, trial.key)
     if state is not None and state["epoch"] >= trial.train.epochs:
         # It had finished, but its rows did not all land: report its whole history again, train nothing.
         tune.report(
@@ -104,50 +104,42 @@ class _Reporter:
         return report.epoch % every == 0 or report.epoch == self.trial.train.epochs
 
 
-def _restored_state(restore_from: str | None) -> dict | None:
-    """The state of the checkpoint Tune restored this trial from (after a lost node or a resume), or of the
-    checkpoint the driver names (a finished trial recorded again), if any."""
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None and restore_from:
-        checkpoint = newest_checkpoint(tune.Checkpoint(restore_from))
-    if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as folder:
-        return load_state(folder)
+def latest_state(checkpoints: str, key: str) -> dict | None:
+    """The state in the newest checkpoint of trial `key`, whichever run of the sweep wrote it, or None.
 
-
-def newest_checkpoint(checkpoint: tune.Checkpoint) -> tune.Checkpoint | None:
-    """`checkpoint`, or when it is gone the newest checkpoint beside it in its trial's folder, or None.
-
-    Tune keeps one checkpoint per trial and deletes the one before as soon as a newer one is reported, so
-    the experiment state a driver saved (and a resume reads) can name a checkpoint that was replaced after
-    that save. Any newer one of the same trial is as good: it holds the trial's state and whole history.
-    """
-    fs, path = checkpoint.filesystem, checkpoint.path
-    if fs.get_file_info(path).type != pafs.FileType.NotFound:
-        return checkpoint
-    parent = path.rstrip("/").rpartition("/")[0]
-    siblings = [
+    A trial's checkpoints live in `<checkpoints>/trial_<key>` (see `trial_dirname`), so a trial that starts
+    again (a lost node, a resumed sweep, a row recorded again) finds its own newest checkpoint, even when the
+    Tune state a resume reads was saved before it: Tune snapshots its state every few seconds, not after
+    every checkpoint, and a trial keeps only its latest two (`engine/checkpoints.py`)."""
+    fs, base = filesystem(checkpoints)
+    folder = f"{base.rstrip('/')}/trial_{key}"
+    saved = [
         info.path
-        for info in fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+        for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
         if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
     ]
-    return tune.Checkpoint(max(siblings), filesystem=fs) if siblings else None
+    for path in sorted(saved, reverse=True):  # the newest first; one pruned right now is skipped
+        try:
+            with tune.Checkpoint(path, filesystem=fs).as_directory() as local:
+                return load_state(local)
+        except OSError:
+            continue
+    return None
+
+
+def _exists(checkpoint: tune.Checkpoint) -> bool:
+    return checkpoint.filesystem.get_file_info(checkpoint.path).type != pafs.FileType.NotFound
 
 
 def with_checkpoint_fallback(trainable: type) -> type:
-    """The trainable, restoring from the newest checkpoint its trial has when the one Tune names is gone
-    (see `newest_checkpoint`), and from nothing (training again) when the trial has none left."""
+    """The trainable, skipping Tune's restore when the checkpoint Tune names is gone (pruned after Tune's
+    last snapshot): the trial then finds its newest checkpoint itself (`latest_state`)."""
 
     class SweepTrial(trainable):
         def restore(self, checkpoint_path: Any) -> None:
             checkpoint = getattr(checkpoint_path, "checkpoint", None)
-            if checkpoint is not None:
-                found = newest_checkpoint(checkpoint)
-                if found is None:
-                    return None
-                if found is not checkpoint:
-                    checkpoint_path = type(checkpoint_path)(checkpoint=found, metrics=checkpoint_path.metrics)
+            if checkpoint is not None and not _exists(checkpoint):
+                return None
             return super().restore(checkpoint_path)
 
     SweepTrial.__name__ = SweepTrial.__qualname__ = trainable.__name__
@@ -172,5 +164,13 @@ def dataset_key(spec: DatasetSpec) -> str:
 
 
 def trial_name(trial: Any) -> str:
-    """Short Tune trial names and folders (the default spells out the whole config)."""
+    """Short Tune trial names (the default spells out the whole config)."""
     return f"trial_{trial.trial_id}"
+
+
+def trial_dirname(trial: Any) -> str:
+    """A trial's folder, where its checkpoints go: named by its trial key, so that any later run of the same
+    trial finds them (`latest_state`); a replay, which trains nothing, by its Tune id."""
+    if trial.config.get(REPLAY) is not None:
+        return f"replay_{trial.trial_id}"
+    return f"trial_{parse_trial(trial.config[PLANNED]['config']).key}"

@@ -100,7 +100,10 @@ def define_space(trial: optuna.Trial, template: SearchTemplate) -> dict[str, Any
     if template.max_active_weights:  # feasible when <= 0
         trial.set_constraint("active_weights", template.active_weights(params) - template.max_active_weights)
     role = "warm_start" if tuple(sorted(params.items())) in template.warm_starts else "search"
-    return {PLANNED: planned_entry(PlannedTrial(template.config(params), TrialMeta("snas", role)))}
+    config = template.config(params)
+    trial.set_user_attr("trial_key", config.key)  # the study names each trial's rows in the tables
+    trial.set_user_attr("role", role)
+    return {PLANNED: planned_entry(PlannedTrial(config, TrialMeta("snas", role)))}
 
 
 def warm_start_points(template: SearchTemplate, density: float) -> list[dict[str, Any]]:

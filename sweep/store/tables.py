@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -22,7 +23,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sweep.errors import ResultsError
-from sweep.store.schema import SCHEMA_VERSION, TABLES, sweep_column
+from sweep.store.damage import damage
+from sweep.store.layout import TableFiles, table_files
+from sweep.store.schema import SCHEMA_VERSION, TABLES
+
+SWAP_RETRIES = 6  # reads that meet a compaction's swap try again, a little later each time
 
 
 class ResultsStore:
@@ -36,6 +41,7 @@ class ResultsStore:
             self.fs, self.base = pafs.LocalFileSystem(), os.path.abspath(self.root)
         except OSError as exc:
             raise ResultsError(f"results {self.root}: cannot open the storage ({exc})") from None
+        self.atomic_rename = isinstance(self.fs, pafs.LocalFileSystem)  # object stores copy, then delete
 
     # ----------------------------------------------------------------------------------------- writing
     def check_writable(self) -> None:
@@ -110,15 +116,26 @@ class ResultsStore:
             row.pop("sweep", None)
         return rows
 
+    def files(self, table: str, sweep: str | None = None) -> TableFiles:
+        """The files that hold a table's rows (or one sweep's), its own and the compacted ones."""
+        return table_files(self.fs, self.base, table, sweep)
+
     def read(self, table: str, sweep: str | None = None, columns: list[str] | None = None) -> pa.Table:
-        """A table's rows (one sweep's, or all), every column or those named. A damaged part file gets one
-        line that names it and what to do."""
-        dataset = self.dataset(table)
+        """A table's rows (one sweep's, or all), every column or those named, each trial's once. A damaged
+        part file gets one line that names it and what to do."""
         where = pads.field("sweep") == sweep if sweep is not None else None
-        try:
-            return dataset.to_table(filter=where, columns=columns)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise self.damage(table, exc) from None
+        for attempt in range(
+            SWAP_RETRIES
+        ):  # a compaction swapped the files under the reader: read the new set
+            try:
+                return self.files(table, sweep).read(self.fs, where, columns)
+            except FileNotFoundError:
+                if attempt == SWAP_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise damage(self, table, exc) from None
+        raise AssertionError("unreachable")
 
     def check_readable(self, sweep: str) -> None:
         """Raise the one-line damage error if any table of the sweep cannot be read."""
@@ -129,41 +146,17 @@ class ResultsStore:
         """The trial keys a sweep has rows for in a table."""
         return set(self.read(table, sweep, columns=["trial_key"]).column("trial_key").to_pylist())
 
-    def damage(self, table: str, error: Exception) -> ResultsError:
-        """The error for a table that cannot be read: the first damaged file, or the reader's own words."""
-        for path, reason in self.unreadable_files(table):
-            sweep = next(
-                (p.removeprefix("sweep=") for p in path.split("/") if p.startswith("sweep=")), "NAME"
-            )
-            return ResultsError(
-                f"{path} is damaged ({reason}); move it out of the results folder (or put back a good copy), "
-                f"then 'sweep resume {sweep} --results {self.root}' writes its trial's rows again"
-            )
-        return ResultsError(f"cannot read table {table} in {self.root}: {_first_line(error)}")
+    def study_journal(self, sweep: str) -> str | None:
+        """The local file of a search's Optuna journal, beside the sweep's state (None off a local disk)."""
+        if not isinstance(self.fs, pafs.LocalFileSystem):
+            return None
+        os.makedirs(f"{self.base}/_sweeps", exist_ok=True)
+        return f"{self.base}/_sweeps/{sweep}.optuna.log"
 
-    def unreadable_files(self, table: str) -> list[tuple[str, str]]:
-        """Part files of a table whose Parquet footer cannot be read, with the reason."""
-        bad = []
-        for path in self.dataset(table).files:
-            try:
-                pq.read_metadata(path, filesystem=self.fs)
-            except (pa.ArrowInvalid, OSError) as exc:
-                bad.append((path, _first_line(exc)))
-        return bad
-
-    def dataset(self, table: str) -> pads.Dataset:
-        """The table as a pyarrow dataset (empty, with its schema, when nothing is written yet)."""
-        schema = TABLES[table].append(sweep_column())
-        folder = f"{self.base}/{table}"
-        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
-            return pads.dataset(schema.empty_table())
-        return pads.dataset(
-            folder,
-            schema=schema,
-            format="parquet",
-            filesystem=self.fs,
-            partitioning=pads.partitioning(pa.schema([sweep_column()]), flavor="hive"),
-        )
+    def discard_study(self, sweep: str) -> None:
+        journal = self.study_journal(sweep)
+        if journal is not None and os.path.exists(journal):
+            os.remove(journal)
 
     def sweeps(self) -> list[str]:
         folder = f"{self.base}/trials"
@@ -178,10 +171,6 @@ class ResultsStore:
 
     def _partition(self, table: str, sweep: str) -> str:
         return f"{self.base}/{table}/sweep={sweep}"
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _reason(exc: OSError) -> str:

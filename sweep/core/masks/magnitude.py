@@ -83,6 +83,14 @@ class GradualMagnitude(_MagnitudePruning):
         self.next_step = step + self.every if k < self.pruning_steps else -1
 
 
+def imp_levels(spec: SparsitySpec, counts: Sequence[int], sizes: Sequence[int]) -> int:
+    """IMP's levels: as given, or as many as pruning `prune_fraction` per level needs to reach the target."""
+    if spec.levels:
+        return spec.levels
+    overall = sum(counts) / sum(sizes)
+    return max(1, round(math.log(overall) / math.log(1 - spec.prune_fraction))) if overall < 1 else 1
+
+
 class IterativeMagnitude(_MagnitudePruning):
     """IMP with `train.epochs` epochs per level."""
 
@@ -90,9 +98,7 @@ class IterativeMagnitude(_MagnitudePruning):
         self, spec: SparsitySpec, counts: Sequence[int], sizes: Sequence[int], epochs: int, seed: int
     ) -> None:
         super().__init__(spec, counts, sizes, seed)
-        overall = sum(counts) / sum(sizes)
-        derived = round(math.log(overall) / math.log(1 - spec.prune_fraction)) if overall < 1 else 1
-        self.levels = spec.levels or max(1, derived)
+        self.levels = imp_levels(spec, counts, sizes)
         self.epochs, self.rewind_epoch = epochs, min(spec.rewind_epoch, epochs)
         self.rewind_to: dict[str, torch.Tensor] | None = None
 

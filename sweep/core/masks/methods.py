@@ -20,10 +20,10 @@ from collections.abc import Sequence
 
 import torch
 
-from sweep.core.data import Split, Splits
+from sweep.core.data import SHAPES, Split, Splits
 from sweep.core.masks.allocation import active_count
 from sweep.core.masks.dynamic import DynamicSparse
-from sweep.core.masks.magnitude import GradualMagnitude, IterativeMagnitude
+from sweep.core.masks.magnitude import GradualMagnitude, IterativeMagnitude, imp_levels
 from sweep.core.masks.pruning_at_init import grasp_scores, snip_scores, synflow_masks
 from sweep.core.masks.random import random_mask
 from sweep.core.masks.schedule import MaskSchedule
@@ -87,6 +87,17 @@ def initial_masks(
     if sparsity.method == "shuffle":  # the method's counts per layer, each layer's weights placed at random
         return [random_mask(tuple(m.shape), int(m.sum()), generator) for m in masks]
     return masks
+
+
+def planned_epochs(config: TrialConfig) -> int:
+    """The epochs a trial trains, before it runs: IMP trains `train.epochs` per level, the others once."""
+    if config.sparsity.method != "imp":
+        return config.train.epochs
+    input_shape, classes = SHAPES[config.dataset.name]
+    shapes = weight_shapes(config.model, input_shape, classes)
+    densities = model_densities(config.model, input_shape, classes)
+    counts = [active_count(d, math.prod(s)) for d, s in zip(densities, shapes, strict=True)]
+    return (imp_levels(config.sparsity, counts, [math.prod(s) for s in shapes]) + 1) * config.train.epochs
 
 
 def make_schedule(

@@ -1,0 +1,41 @@
+"""Damaged part files: finding them, and the one line that names one and says what to do."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sweep.errors import ResultsError
+
+if TYPE_CHECKING:
+    from sweep.store.tables import ResultsStore
+
+
+def damage(store: ResultsStore, table: str, error: Exception) -> ResultsError:
+    """The error for a table that cannot be read: its first damaged file, or the reader's own words."""
+    for path, reason in unreadable_files(store, table):
+        parts = [part.removeprefix("sweep=") for part in path.split("/") if part.startswith("sweep=")]
+        sweep = parts[0] if parts else "NAME"
+        return ResultsError(
+            f"{path} is damaged ({reason}); move it out of the results folder (or put back a good copy), "
+            f"then 'sweep resume {sweep} --results {store.root}' writes its trial's rows again"
+        )
+    return ResultsError(f"cannot read table {table} in {store.root}: {first_line(error)}")
+
+
+def unreadable_files(store: ResultsStore, table: str) -> list[tuple[str, str]]:
+    """The part files of a table whose Parquet footer cannot be read, with the reason."""
+    files = store.files(table)
+    bad = []
+    for path in files.live + files.compacted:
+        try:
+            pq.read_metadata(path, filesystem=store.fs)
+        except (pa.ArrowInvalid, OSError) as exc:
+            bad.append((path, first_line(exc)))
+    return bad
+
+
+def first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,0 +1,115 @@
+"""Which files hold a table's rows, and reading them so that every trial's rows count once.
+
+While a sweep runs, each trial writes one file per table, `part-<trial_key>.parquet`. Compaction
+(`sweep/store/compaction.py`) rewrites a partition into a few `compact-<generation>-<i>.parquet` files and
+then switches the partition's manifest, `_compaction.json`, which names them and the trial keys they hold;
+files of another generation are not part of the table (a compaction that died halfway leaves them, and the
+next one deletes them). A trial's own file wins over its compacted rows: it ran again after the compaction.
+So the project's readers see either the files before a compaction or the files after it, and each trial once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from sweep.store.schema import TABLES, sweep_column
+
+MANIFEST = "_compaction.json"
+_PARTITIONING = pads.partitioning(pa.schema([sweep_column()]), flavor="hive")
+
+
+@dataclass
+class TableFiles:
+    """A table's files: the trials' own files, the compacted ones the manifests name, and per sweep the
+    trial keys whose own file overrides their compacted rows."""
+
+    table: str
+    folder: str
+    live: list[str] = field(default_factory=list)
+    compacted: list[str] = field(default_factory=list)
+    overridden: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    @property
+    def schema(self) -> pa.Schema:
+        return TABLES[self.table].append(sweep_column())
+
+    def dataset(self, fs: pafs.FileSystem, files: list[str]) -> pads.Dataset:
+        if not files:
+            return pads.dataset(self.schema.empty_table())
+        return pads.dataset(
+            files,
+            schema=self.schema,
+            format="parquet",
+            filesystem=fs,
+            partitioning=_PARTITIONING,
+            partition_base_dir=self.folder,
+        )
+
+    def overridden_table(self) -> pa.Table:
+        pairs = [(sweep, key) for sweep, keys in self.overridden.items() for key in sorted(keys)]
+        return pa.table(
+            {"sweep": [s for s, _ in pairs], "trial_key": [k for _, k in pairs]},
+            schema=pa.schema([sweep_column(), pa.field("trial_key", pa.string())]),
+        )
+
+    def read(self, fs: pafs.FileSystem, where: pc.Expression | None, columns: list[str] | None) -> pa.Table:
+        """The rows, each trial's once: its own file's, else its compacted ones."""
+        live = self.dataset(fs, self.live).to_table(filter=where, columns=columns)
+        if not self.compacted:
+            return live
+        keep = where
+        for sweep, keys in self.overridden.items():
+            fresh = ~((pc.field("sweep") == sweep) & pc.field("trial_key").isin(sorted(keys)))
+            keep = fresh if keep is None else keep & fresh
+        compacted = self.dataset(fs, self.compacted).to_table(filter=keep, columns=columns)
+        return pa.concat_tables([live, compacted]) if live.num_rows else compacted
+
+
+def table_files(fs: pafs.FileSystem, base: str, table: str, sweep: str | None = None) -> TableFiles:
+    """The files of a table (or of one sweep's partition), from one listing and the manifests."""
+    folder = f"{base}/{table}"
+    files = TableFiles(table, folder)
+    root = f"{folder}/sweep={sweep}" if sweep is not None else folder
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        return files
+    compacted: dict[str, list[str]] = defaultdict(list)  # partition -> its compacted files on disk
+    manifests: list[str] = []
+    live_keys: dict[str, set[str]] = defaultdict(set)
+    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        if info.type != pafs.FileType.File:
+            continue
+        partition, _, name = info.path.rpartition("/")
+        if not partition.rpartition("/")[2].startswith("sweep="):
+            continue
+        if name.startswith("part-") and name.endswith(".parquet"):
+            files.live.append(info.path)
+            live_keys[partition].add(name.removeprefix("part-").removesuffix(".parquet"))
+        elif name.startswith("compact-") and name.endswith(".parquet"):
+            compacted[partition].append(info.path)
+        elif name == MANIFEST:
+            manifests.append(partition)
+    for partition in manifests:
+        manifest = read_manifest(fs, partition)
+        if manifest is None:
+            continue
+        named = {f"{partition}/{name}" for name in manifest["files"]}
+        files.compacted += sorted(path for path in compacted[partition] if path in named)
+        overridden = live_keys[partition] & set(manifest["keys"])
+        if overridden:
+            files.overridden[partition.rpartition("/")[2].removeprefix("sweep=")] |= overridden
+    return files
+
+
+def read_manifest(fs: pafs.FileSystem, partition: str) -> dict | None:
+    try:
+        with fs.open_input_stream(f"{partition}/{MANIFEST}") as stream:
+            return json.loads(stream.readall())
+    except (FileNotFoundError, ValueError):
+        return None
