@@ -29,6 +29,13 @@ SAMPLERS = ("tpe", "nsga2", "random")
 METRICS = ("val_acc", "test_acc")
 SCHEDULERS = ("none", "asha")
 DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# Every integer setting has an upper bound that the trainer and the int64 tables hold. Seeds stay below
+# 2**32, numpy's seed range, which Optuna's samplers use (torch's generators then take seed * 1_000_003 plus a
+# stream number, well under 2**63); sizes and counts stay within int32, which tensor shapes and the products
+# of widths in the tables hold with room.
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 2**31 - 1
+MAX_WEIGHTS = 2**62
 
 
 def _opt(**rules: Any) -> dict[str, Any]:
@@ -41,20 +48,22 @@ class DatasetSpec:
     data_dir: str | None = None
     download: bool = False
     val_fraction: float = field(default=0.1, metadata=_opt(ge=0.0, lt=1.0))
-    subset: int | None = field(default=None, metadata=_opt(gt=0))
-    test_subset: int | None = field(default=None, metadata=_opt(gt=0))
+    subset: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
+    test_subset: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     family: str = field(default="mlp", metadata=_opt(choices=FAMILIES))
-    widths: tuple[int, ...] = field(default=(300, 100), metadata=_opt(gt=0, nonempty=True))
+    widths: tuple[int, ...] = field(default=(300, 100), metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
     activation: str = field(default="relu", metadata=_opt(choices=ACTIVATIONS))
     batchnorm: bool = False
     dropout: float = field(default=0.0, metadata=_opt(ge=0.0, lt=1.0))
     skip: bool = False
     init: str = field(default="kaiming_uniform", metadata=_opt(choices=INITS))
-    init_widths: tuple[int, ...] | None = field(default=None, metadata=_opt(gt=0, nonempty=True))
+    init_widths: tuple[int, ...] | None = field(
+        default=None, metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True)
+    )
     mask: str = field(default="uniform", metadata=_opt(choices=MASKS))
     densities: float | tuple[float, ...] = field(default=0.1, metadata=_opt(gt=0.0, le=1.0, nonempty=True))
     backend: str = field(default="auto", metadata=_opt(choices=BACKENDS))
@@ -73,48 +82,50 @@ class TrainSpec:
     nesterov: bool = False
     weight_decay: float = field(default=0.0, metadata=_opt(ge=0.0))
     schedule: str = field(default="none", metadata=_opt(choices=SCHEDULES))
-    step_size: int | None = field(default=None, metadata=_opt(gt=0))
+    step_size: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
     gamma: float = field(default=0.1, metadata=_opt(gt=0.0, le=1.0))
-    epochs: int = field(default=20, metadata=_opt(gt=0))
-    batch_size: int = field(default=128, metadata=_opt(gt=0))
+    epochs: int = field(default=20, metadata=_opt(gt=0, le=MAX_COUNT))
+    batch_size: int = field(default=128, metadata=_opt(gt=0, le=MAX_COUNT))
     augment: str = field(default="none", metadata=_opt(choices=AUGMENTS))
-    seed: int = field(default=0, metadata=_opt(ge=0))
+    seed: int = field(default=0, metadata=_opt(ge=0, le=MAX_SEED))
     device: str = field(default="auto", metadata=_opt(choices=DEVICES))
-    checkpoint_every: int = field(default=1, metadata=_opt(ge=0))  # 0: no checkpoints; changes no result
+    checkpoint_every: int = field(
+        default=1, metadata=_opt(ge=0, le=MAX_COUNT)
+    )  # 0: no checkpoints; changes no result
 
 
 @dataclass(frozen=True)
 class EgfSpec:
-    samples: int = field(default=2048, metadata=_opt(gt=0))
+    samples: int = field(default=2048, metadata=_opt(gt=0, le=MAX_COUNT))
     mode: str = field(default="eval", metadata=_opt(choices=("eval", "train")))
 
 
 @dataclass(frozen=True)
 class SearchSpec:
-    num_samples: int = field(default=64, metadata=_opt(gt=0))
+    num_samples: int = field(default=64, metadata=_opt(gt=0, le=MAX_COUNT))
     sampler: str = field(default="tpe", metadata=_opt(choices=SAMPLERS))
     density_levels: tuple[float, ...] = field(
         default=DEFAULT_LEVELS, metadata=_opt(gt=0.0, le=1.0, nonempty=True)
     )
-    max_depth: int | None = field(default=None, metadata=_opt(gt=0))
-    widths: tuple[int, ...] | None = field(default=None, metadata=_opt(gt=0, nonempty=True))
-    max_active_weights: int | None = field(default=None, metadata=_opt(gt=0))
+    max_depth: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
+    widths: tuple[int, ...] | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
+    max_active_weights: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_WEIGHTS))
     warm_start_density: float | None = field(default=0.1, metadata=_opt(gt=0.0, le=1.0))
     metric: str = field(default="val_acc", metadata=_opt(choices=METRICS))
     scheduler: str = field(default="none", metadata=_opt(choices=SCHEDULERS))
-    seed: int = field(default=0, metadata=_opt(ge=0))
+    seed: int = field(default=0, metadata=_opt(ge=0, le=MAX_SEED))
     baselines: bool = False
-    baseline_seeds: tuple[int, ...] = field(default=(), metadata=_opt(ge=0))
+    baseline_seeds: tuple[int, ...] = field(default=(), metadata=_opt(ge=0, le=MAX_SEED))
 
 
 @dataclass(frozen=True)
 class GridSpec:
-    sparse_width: int = field(default=1024, metadata=_opt(gt=0))
+    sparse_width: int = field(default=1024, metadata=_opt(gt=0, le=MAX_COUNT))
     ratios: tuple[float, ...] = field(
         default=(0.1, 0.3, 0.5, 0.7, 0.9), metadata=_opt(gt=0.0, le=1.0, nonempty=True)
     )
-    depths: tuple[int, ...] = field(default=(1, 2, 4), metadata=_opt(gt=0, nonempty=True))
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_opt(ge=0, nonempty=True))
+    depths: tuple[int, ...] = field(default=(1, 2, 4), metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_opt(ge=0, le=MAX_SEED, nonempty=True))
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
@@ -127,9 +138,9 @@ class ResourcesSpec:
 @dataclass(frozen=True)
 class RaySpec:
     address: str | None = None
-    max_concurrent_trials: int | None = field(default=None, metadata=_opt(gt=0))
+    max_concurrent_trials: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
     storage: str | None = None
-    max_failures: int = field(default=2, metadata=_opt(ge=0))
+    max_failures: int = field(default=2, metadata=_opt(ge=0, le=MAX_COUNT))
 
 
 @dataclass(frozen=True)
