@@ -1,5 +1,6 @@
 """A real `ray start --head` (through cluster/local_head.sh, with its own temp dir and ports): a sweep that
-joins it, and a sweep submitted to it as a Ray job. Only this head node's processes are stopped."""
+joins it, a sweep submitted to it as a Ray job, a busy port refused and a second head beside it. Only the head
+nodes these tests start are stopped, by their process groups."""
 
 from __future__ import annotations
 
@@ -107,3 +108,53 @@ def test_cluster_recipes_parse():
     for path in sorted((ROOT / "cluster").rglob("*.yaml")):
         documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
         assert documents, path
+
+
+def head_script(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def test_a_busy_port_is_refused_in_one_line(head, tmp_path):
+    """The port of a running head: a second head there would crash, and the first would answer for it."""
+    port = head["address"].rsplit(":", 1)[1]
+    result = head_script("start", "--port", port, "--temp-dir", tmp_path / "second", "--num-cpus", "1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f"local_head.sh: port {port} on this machine is in use (another Ray head?); choose free ports "
+        "with --port N --dashboard-port N, or --port auto"
+    )
+    assert "started" not in result.stdout and not (tmp_path / "second" / "head.pgid").exists()
+    with socket.socket() as other:  # anything else that listens there is refused the same way
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        result = head_script("start", "--port", str(taken), "--temp-dir", tmp_path / "third")
+    assert result.returncode == 2 and f"port {taken} on this machine is in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_head_chooses_its_ports_and_is_found_by_its_temp_dir(head, tmp_path_factory):
+    temp = tmp_path_factory.mktemp("head2")  # a short path: Ray's socket paths must fit in 107 bytes
+    start = head_script("start", "--port", "auto", "--temp-dir", temp, "--num-cpus", "1")
+    try:
+        assert start.returncode == 0, start.stdout + start.stderr
+        recorded = dict(line.split("=") for line in (temp / "head.ports").read_text().split())
+        port, dashboard = recorded["port"], recorded["dashboard_port"]
+        assert f"127.0.0.1:{port}" != head["address"] and f":{dashboard}" not in head["jobs"]
+        assert f"--address 127.0.0.1:{port}" in start.stdout
+        status = head_script("status", "--temp-dir", temp, timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"address 127.0.0.1:{port}" in status.stdout and "Node status" in status.stdout
+        first = head_script("status", "--temp-dir", head["temp"], timeout=60)
+        assert first.returncode == 0 and f"address {head['address']}" in first.stdout
+    finally:
+        stop = head_script("stop", "--temp-dir", temp, timeout=120)
+    assert stop.returncode == 0 and "stopped the head node" in stop.stdout, stop.stdout + stop.stderr
+    pgid = int(start.stdout.split("process group ")[1].split(",")[0])
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    assert head_script("status", "--temp-dir", temp, timeout=60).returncode == 1
+    assert head_script("status", "--temp-dir", head["temp"], timeout=60).returncode == 0  # the first lives on
