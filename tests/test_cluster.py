@@ -1,6 +1,6 @@
 """A real `ray start --head` (through cluster/local_head.sh, with its own temp dir and ports): a sweep that
 joins it, a sweep submitted to it as a Ray job, a busy port refused and a second head beside it. Only the head
-nodes these tests start are stopped, by their process groups."""
+nodes these tests start are stopped, by their process groups. Also: what a job uploads."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
+from sweep.engine.submit import runtime_env, upload_files
+from sweep.spec import parse_spec
 from sweep.store import ResultsStore
 
 from .conftest import ROOT, write_spec
@@ -158,3 +161,51 @@ def test_a_second_head_chooses_its_ports_and_is_found_by_its_temp_dir(head, tmp_
         os.killpg(pgid, 0)
     assert head_script("status", "--temp-dir", temp, timeout=60).returncode == 1
     assert head_script("status", "--temp-dir", head["temp"], timeout=60).returncode == 0  # the first lives on
+
+
+def git_project(root: Path, tracked: dict[str, str], untracked: dict[str, str]) -> Path:
+    for name, text in {**tracked, **untracked}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "--", *tracked], check=True)
+    return root
+
+
+def test_submit_uploads_only_the_files_git_tracks(tmp_path):
+    tracked = {
+        "pyproject.toml": "[project]\nname = 'x'\n",
+        "sweep/__init__.py": "",
+        "search_spaces/q.yaml": "name: q\n",
+        "results/reproduction/FINDINGS.md": "# findings\n",
+    }
+    secrets = {
+        ".env": "TOKEN=secret\n",
+        "secrets.yaml": "password: hunter2\n",
+        ".ssh/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        "results/trials/sweep=q/part-k.parquet": "rows",
+        "notes.txt": "scratch",
+    }
+    project = git_project(tmp_path / "project", tracked, secrets)
+    assert sorted(upload_files(project)) == ["pyproject.toml", "search_spaces/q.yaml", "sweep/__init__.py"]
+    (project / "sweep" / "__init__.py").unlink()  # tracked, but deleted here: nothing to send
+    assert "sweep/__init__.py" not in upload_files(project)
+    plain = tmp_path / "plain"  # not a git checkout: the installed package only
+    plain.mkdir()
+    (plain / "pyproject.toml").write_text("[project]\n")
+    assert upload_files(plain) is None
+
+
+def test_a_jobs_working_dir_holds_the_tracked_project(tmp_path):
+    spec = parse_spec({"name": "staged"})
+    env = runtime_env(spec, tmp_path)
+    assert env["working_dir"] == str(tmp_path)
+    staged = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert staged == sorted(t for t in tracked if not t.startswith("results/") and (ROOT / t).is_file())
+    assert {"pyproject.toml", "sweep/engine/submit.py", "search_spaces/quickstart.yaml"} <= set(staged)
+    assert not any(p.startswith((".venv", ".git/", "results/")) for p in staged)
+    assert "RAY_AUTH_MODE" not in env["env_vars"]  # the job keeps the cluster's own mode
+    assert parse_spec(yaml.safe_load(env["env_vars"]["SPARSE_SWEEP_SPEC"])).name == "staged"
