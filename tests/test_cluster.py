@@ -1,13 +1,16 @@
 """A real `ray start --head` (through cluster/local_head.sh, with its own temp dir and ports): a sweep that
 joins it, a sweep submitted to it as a Ray job, a busy port refused and a second head beside it. Only the head
-nodes these tests start are stopped, by their process groups. Also: what a job uploads."""
+nodes these tests start are stopped, by their process groups. Also: what a job uploads, and the recipes."""
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -209,3 +212,52 @@ def test_a_jobs_working_dir_holds_the_tracked_project(tmp_path):
     assert not any(p.startswith((".venv", ".git/", "results/")) for p in staged)
     assert "RAY_AUTH_MODE" not in env["env_vars"]  # the job keeps the cluster's own mode
     assert parse_spec(yaml.safe_load(env["env_vars"]["SPARSE_SWEEP_SPEC"])).name == "staged"
+
+
+def containers(node: object) -> list[dict]:
+    """Every container (a mapping with an image) anywhere in a manifest."""
+    if isinstance(node, dict):
+        found = [node] if "image" in node else []
+        return found + [c for value in node.values() for c in containers(value)]
+    if isinstance(node, list):
+        return [c for value in node for c in containers(value)]
+    return []
+
+
+def pip_requirements(command: str) -> set[str]:
+    """The requirements a shell command's `pip install` names (its options left out)."""
+    words = shlex.split(command.split("&&")[0])
+    assert words[:2] == ["pip", "install"], command
+    return {w for w in words[2:] if not w.startswith("-")}
+
+
+def test_recipes_install_the_pinned_dependencies_with_python_3_11():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {re.sub(r"\s", "", d) for d in project["dependencies"]}
+    ray_version = re.search(r"ray\[[^]]*\]>=([\d.]+),", " ".join(pins)).group(1)
+    assert project["requires-python"] == ">=3.11"
+    for name in ("raycluster.yaml", "rayjob.yaml"):
+        found = containers(yaml.safe_load((ROOT / "cluster" / "kuberay" / name).read_text()))
+        assert len(found) == 2, name  # the head and the GPU workers
+        for container in found:
+            assert re.fullmatch(rf"rayproject/ray:{ray_version}\.0-py311(-gpu)?", container["image"])
+            assert pip_requirements(container["args"][0]) == pins, (name, container["name"])
+            assert container["args"][0].endswith('exec /bin/bash -c "$KUBERAY_GEN_RAY_START_CMD"')
+    aws = yaml.safe_load((ROOT / "cluster" / "aws-gpu.yaml").read_text())
+    setup = " ; ".join(aws["setup_commands"])
+    assert (
+        "python3.11 -m venv .venv" in setup and ".venv/bin/pip install -q -e ." in setup
+    )  # pyproject's pins
+    assert {".env", "secrets.yaml", ".ssh"} <= set(aws["rsync_exclude"])
+
+
+def test_dashboards_keep_off_public_interfaces():
+    aws = yaml.safe_load((ROOT / "cluster" / "aws-gpu.yaml").read_text())
+    head = " ".join(aws["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head and "0.0.0.0" not in head
+    cluster = yaml.safe_load((ROOT / "cluster" / "kuberay" / "raycluster.yaml").read_text())
+    assert cluster["spec"]["headGroupSpec"]["rayStartParams"]["dashboard-host"] == "127.0.0.1"
+    job = yaml.safe_load((ROOT / "cluster" / "kuberay" / "rayjob.yaml").read_text())
+    # The operator submits the job through the dashboard, so it listens on the pod's address, with a token.
+    assert job["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
+    assert "RAY_AUTH_MODE" not in job["spec"]["runtimeEnvYAML"]
