@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from sweep.cli.output import QuietPipe
 from sweep.cli.parser import build_parser
 from sweep.errors import Interrupted, UserError
 
@@ -15,13 +16,13 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 def main(argv: Sequence[str] | None = None) -> int:
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
+    original, sys.stdout = sys.stdout, QuietPipe(sys.stdout)
     try:
         code = _run(argv)
-        sys.stdout.flush()  # a reader that has gone away (`sweep query ... | head`) shows up here
+        sys.stdout.flush()
         return code
-    except BrokenPipeError:
-        _quiet_stdout()
-        return 141  # what a shell reports for a writer stopped by SIGPIPE: quiet, like `yes | head`
+    finally:
+        sys.stdout = original
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -29,7 +30,7 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit:
-        sys.stdout.flush()  # --help into a closed pipe: the BrokenPipeError comes here, not at exit
+        sys.stdout.flush()  # --help into a closed pipe: quiet here, not a complaint at exit
         raise
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -45,13 +46,3 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("sweep: interrupted", file=sys.stderr)
         return 130
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null, so that the interpreter's last flush does not complain a second time."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture): nothing to quiet
-        pass

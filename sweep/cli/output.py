@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from decimal import Decimal
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -54,3 +56,39 @@ def _plain(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+class QuietPipe:
+    """Standard output that goes quiet when its reader goes away (`sweep run ... | head`): the first write
+    into the closed pipe points the stream at /dev/null, so that the command, a sweep included, runs on to its
+    end without a `BrokenPipeError` from any print, in any thread. Everything else is the stream's own."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.closed_reader = False
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+    def _silence(self) -> None:
+        self.closed_reader = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+            self._stream.flush()  # what was waiting in the buffer goes to /dev/null now
+        except (OSError, ValueError, AttributeError):  # not a file (a test's capture): nothing to point
+            pass
