@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from .conftest import write_spec
+from .conftest import tiny_grid, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +37,9 @@ search: {num_samples: 5, sampler: random, density_levels: [0.1, 0.3, 0.6, 1.0], 
 """
 
 
-FAILING = """
-name: failing
-kind: sc_sdc
-dataset: {name: synthetic, subset: 300}
-train: {epochs: 1, batch_size: 64}
-egf: {samples: 64}
-grid: {sparse_width: 16, ratios: [0.5], depths: [1], seeds: [0], axes: {train.device: [cpu, cuda]}}
-"""
+FAILING = tiny_grid(
+    "failing", "{sparse_width: 16, ratios: [0.5], depths: [1], seeds: [0], axes: {train.device: [cpu, cuda]}}"
+)
 
 
 @pytest.fixture(scope="module")

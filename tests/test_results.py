@@ -18,7 +18,7 @@ import pytest
 
 from sweep.store import TABLES, ResultsStore, query
 
-from .conftest import write_spec
+from .conftest import tiny_grid, write_spec
 
 TRIALS_DOCUMENTED = (
     "sweep trial_key kind status error role pair_id dataset family depth widths densities mask  "
@@ -246,21 +246,12 @@ def test_report_to_a_folder_that_cannot_be_written(trained, cli, tmp_path):
 )
 def test_a_reader_that_goes_away_ends_quietly(trained, command):
     _, root = trained
-    line = f"{shlex.quote(sys.executable)} -m sweep {command.format(root=shlex.quote(str(root)))}"
-    result = subprocess.run(
-        ["bash", "-c", f'{line}; echo "rc=${{PIPESTATUS[0]}}" >&2'],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
-    assert "Exception ignored" not in result.stderr, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "rc=0", result.stderr
+    quietly_into_a_pipe(command.format(root=shlex.quote(str(root))))
 
 
-def test_a_sweep_whose_reader_goes_away_runs_to_its_end_quietly(tmp_path):
-    spec = write_spec(tmp_path / "g.yaml", PIPED_GRID)
-    line = f"{shlex.quote(sys.executable)} -m sweep run {spec} --results {tmp_path / 'r'} | head -1"
+def quietly_into_a_pipe(command: str) -> subprocess.CompletedProcess:
+    """Run `sweep COMMAND | READER` through bash; the pipe closes early, and sweep must say nothing of it."""
+    line = f"{shlex.quote(sys.executable)} -m sweep {command}"
     result = subprocess.run(
         ["bash", "-c", f'{line}; echo "rc=${{PIPESTATUS[0]}}" >&2'],
         capture_output=True,
@@ -268,18 +259,18 @@ def test_a_sweep_whose_reader_goes_away_runs_to_its_end_quietly(tmp_path):
         timeout=300,
     )
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert "Exception ignored" not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "rc=0", result.stderr
+    return result
+
+
+def test_a_sweep_whose_reader_goes_away_runs_to_its_end_quietly(tmp_path):
+    spec = write_spec(tmp_path / "g.yaml", PIPED_GRID)
+    result = quietly_into_a_pipe(f"run {spec} --results {tmp_path / 'r'} | head -1")
     assert result.stdout.startswith("sweep piped (sc_sdc) on an embedded local Ray")
     trials = ResultsStore(tmp_path / "r").rows("trials", "piped")
     assert len(trials) == 8 and all(t["status"] == "done" for t in trials)  # every trial, with no reader
     assert ResultsStore(tmp_path / "r").sweep_state("piped")["stage"] == "done"
 
 
-PIPED_GRID = """
-name: piped
-kind: sc_sdc
-dataset: {name: synthetic, subset: 300}
-train: {epochs: 1, batch_size: 64}
-egf: {samples: 64}
-grid: {sparse_width: 16, ratios: [0.5, 0.25], depths: [1], seeds: [0, 1]}
-"""
+PIPED_GRID = tiny_grid("piped", "{sparse_width: 16, ratios: [0.5, 0.25], depths: [1], seeds: [0, 1]}")
