@@ -41,7 +41,8 @@ lint: install
 	$(BIN)/ruff check sweep tests
 	$(BIN)/ruff format --check sweep tests
 
-# Re-run the paper's findings at small scale (SPEC.md §8): each sweep, then its report, one after another.
+# Re-run the paper's findings at small scale (results/reproduction/FINDINGS.md and "Reproducing the paper" in
+# README.md): each sweep, then its report, one after another.
 # About two hours on 2 CPUs; one finding alone: make reproduce PAPER=bn
 PAPER ?= bn ewma activations egf_correlation snas
 reproduce: install data

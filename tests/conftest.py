@@ -58,3 +58,11 @@ def cli(capsys):
 def write_spec(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def tiny_grid(name: str, grid: str) -> str:
+    """A one-epoch SC-SDC spec on 300 synthetic samples (seconds on the embedded Ray); `grid` is its grid."""
+    return (
+        f"name: {name}\nkind: sc_sdc\ndataset: {{name: synthetic, subset: 300}}\n"
+        f"train: {{epochs: 1, batch_size: 64}}\negf: {{samples: 64}}\ngrid: {grid}\n"
+    )

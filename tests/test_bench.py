@@ -9,6 +9,8 @@ import math
 
 import pytest
 
+from sweep.bench.harness import FULL_SIZE_GOALS, GOALS
+
 from .conftest import needs_fashion
 
 pytestmark = [pytest.mark.slow, needs_fashion]
@@ -40,6 +42,15 @@ def test_quick_bench_reports_every_ratio(cli, tmp_path):
         assert key in result.out
         assert record["raw"][key], key
     assert {"cpu", "threads", "device"} <= set(record["machine"])
+    assert "quick: small sizes and 3 repeats" in result.out  # what quick mode can and cannot show
+    for key in KEYS:
+        (line,) = [line for line in result.out.splitlines() if line.strip().startswith(f"{key} ")]
+        if GOALS[key] is None:
+            assert line.endswith("no goal: a cost to know"), line
+        elif key in FULL_SIZE_GOALS:
+            assert line.endswith("quick: sizes too small to judge this goal"), line
+        else:
+            assert line.endswith(("met", "MISSED")), line
     assert record["raw"]["sweep_overhead"]["trials"] >= 2
 
 

@@ -1,16 +1,23 @@
 """A real `ray start --head` (through cluster/local_head.sh, with its own temp dir and ports): a sweep that
-joins it, and a sweep submitted to it as a Ray job. Only this head node's processes are stopped."""
+joins it, a sweep submitted to it as a Ray job, a busy port refused and a second head beside it. Only the head
+nodes these tests start are stopped, by their process groups. Also: what a job uploads, and the recipes."""
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
 
+from sweep.engine.submit import runtime_env, upload_files
+from sweep.spec import parse_spec
 from sweep.store import ResultsStore
 
 from .conftest import ROOT, write_spec
@@ -107,3 +114,150 @@ def test_cluster_recipes_parse():
     for path in sorted((ROOT / "cluster").rglob("*.yaml")):
         documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
         assert documents, path
+
+
+def head_script(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def test_a_busy_port_is_refused_in_one_line(head, tmp_path):
+    """The port of a running head: a second head there would crash, and the first would answer for it."""
+    port = head["address"].rsplit(":", 1)[1]
+    result = head_script("start", "--port", port, "--temp-dir", tmp_path / "second", "--num-cpus", "1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f"local_head.sh: port {port} on this machine is in use (another Ray head?); choose free ports "
+        "with --port N --dashboard-port N, or --port auto"
+    )
+    assert "started" not in result.stdout and not (tmp_path / "second" / "head.pgid").exists()
+    with socket.socket() as other:  # anything else that listens there is refused the same way
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        result = head_script("start", "--port", str(taken), "--temp-dir", tmp_path / "third")
+    assert result.returncode == 2 and f"port {taken} on this machine is in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_head_chooses_its_ports_and_is_found_by_its_temp_dir(head, tmp_path_factory):
+    temp = tmp_path_factory.mktemp("head2")  # a short path: Ray's socket paths must fit in 107 bytes
+    start = head_script("start", "--port", "auto", "--temp-dir", temp, "--num-cpus", "1")
+    try:
+        assert start.returncode == 0, start.stdout + start.stderr
+        recorded = dict(line.split("=") for line in (temp / "head.ports").read_text().split())
+        port, dashboard = recorded["port"], recorded["dashboard_port"]
+        assert f"127.0.0.1:{port}" != head["address"] and f":{dashboard}" not in head["jobs"]
+        assert f"--address 127.0.0.1:{port}" in start.stdout
+        status = head_script("status", "--temp-dir", temp, timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"address 127.0.0.1:{port}" in status.stdout and "Node status" in status.stdout
+        first = head_script("status", "--temp-dir", head["temp"], timeout=60)
+        assert first.returncode == 0 and f"address {head['address']}" in first.stdout
+    finally:
+        stop = head_script("stop", "--temp-dir", temp, timeout=120)
+    assert stop.returncode == 0 and "stopped the head node" in stop.stdout, stop.stdout + stop.stderr
+    pgid = int(start.stdout.split("process group ")[1].split(",")[0])
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    assert head_script("status", "--temp-dir", temp, timeout=60).returncode == 1
+    assert head_script("status", "--temp-dir", head["temp"], timeout=60).returncode == 0  # the first lives on
+
+
+def git_project(root: Path, tracked: dict[str, str], untracked: dict[str, str]) -> Path:
+    for name, text in {**tracked, **untracked}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "--", *tracked], check=True)
+    return root
+
+
+def test_submit_uploads_only_the_files_git_tracks(tmp_path):
+    tracked = {
+        "pyproject.toml": "[project]\nname = 'x'\n",
+        "sweep/__init__.py": "",
+        "search_spaces/q.yaml": "name: q\n",
+        "results/reproduction/FINDINGS.md": "# findings\n",
+    }
+    secrets = {
+        ".env": "TOKEN=secret\n",
+        "secrets.yaml": "password: hunter2\n",
+        ".ssh/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        "results/trials/sweep=q/part-k.parquet": "rows",
+        "notes.txt": "scratch",
+    }
+    project = git_project(tmp_path / "project", tracked, secrets)
+    assert sorted(upload_files(project)) == ["pyproject.toml", "search_spaces/q.yaml", "sweep/__init__.py"]
+    (project / "sweep" / "__init__.py").unlink()  # tracked, but deleted here: nothing to send
+    assert "sweep/__init__.py" not in upload_files(project)
+    plain = tmp_path / "plain"  # not a git checkout: the installed package only
+    plain.mkdir()
+    (plain / "pyproject.toml").write_text("[project]\n")
+    assert upload_files(plain) is None
+
+
+def test_a_jobs_working_dir_holds_the_tracked_project(tmp_path):
+    spec = parse_spec({"name": "staged"})
+    env = runtime_env(spec, tmp_path)
+    assert env["working_dir"] == str(tmp_path)
+    staged = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert staged == sorted(t for t in tracked if not t.startswith("results/") and (ROOT / t).is_file())
+    assert {"pyproject.toml", "sweep/engine/submit.py", "search_spaces/quickstart.yaml"} <= set(staged)
+    assert not any(p.startswith((".venv", ".git/", "results/")) for p in staged)
+    assert "RAY_AUTH_MODE" not in env["env_vars"]  # the job keeps the cluster's own mode
+    assert parse_spec(yaml.safe_load(env["env_vars"]["SPARSE_SWEEP_SPEC"])).name == "staged"
+
+
+def containers(node: object) -> list[dict]:
+    """Every container (a mapping with an image) anywhere in a manifest."""
+    if isinstance(node, dict):
+        found = [node] if "image" in node else []
+        return found + [c for value in node.values() for c in containers(value)]
+    if isinstance(node, list):
+        return [c for value in node for c in containers(value)]
+    return []
+
+
+def pip_requirements(command: str) -> set[str]:
+    """The requirements a shell command's `pip install` names (its options left out)."""
+    words = shlex.split(command.split("&&")[0])
+    assert words[:2] == ["pip", "install"], command
+    return {w for w in words[2:] if not w.startswith("-")}
+
+
+def test_recipes_install_the_pinned_dependencies_with_python_3_11():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {re.sub(r"\s", "", d) for d in project["dependencies"]}
+    ray_version = re.search(r"ray\[[^]]*\]>=([\d.]+),", " ".join(pins)).group(1)
+    assert project["requires-python"] == ">=3.11"
+    for name in ("raycluster.yaml", "rayjob.yaml"):
+        found = containers(yaml.safe_load((ROOT / "cluster" / "kuberay" / name).read_text()))
+        assert len(found) == 2, name  # the head and the GPU workers
+        for container in found:
+            assert re.fullmatch(rf"rayproject/ray:{ray_version}\.0-py311(-gpu)?", container["image"])
+            assert pip_requirements(container["args"][0]) == pins, (name, container["name"])
+            assert container["args"][0].endswith('exec /bin/bash -c "$KUBERAY_GEN_RAY_START_CMD"')
+    aws = yaml.safe_load((ROOT / "cluster" / "aws-gpu.yaml").read_text())
+    setup = " ; ".join(aws["setup_commands"])
+    assert (
+        "python3.11 -m venv .venv" in setup and ".venv/bin/pip install -q -e ." in setup
+    )  # pyproject's pins
+    assert {".env", "secrets.yaml", ".ssh"} <= set(aws["rsync_exclude"])
+
+
+def test_dashboards_keep_off_public_interfaces():
+    aws = yaml.safe_load((ROOT / "cluster" / "aws-gpu.yaml").read_text())
+    head = " ".join(aws["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head and "0.0.0.0" not in head
+    cluster = yaml.safe_load((ROOT / "cluster" / "kuberay" / "raycluster.yaml").read_text())
+    assert cluster["spec"]["headGroupSpec"]["rayStartParams"]["dashboard-host"] == "127.0.0.1"
+    job = yaml.safe_load((ROOT / "cluster" / "kuberay" / "rayjob.yaml").read_text())
+    # The operator submits the job through the dashboard, so it listens on the pod's address, with a token.
+    assert job["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
+    assert "RAY_AUTH_MODE" not in job["spec"]["runtimeEnvYAML"]

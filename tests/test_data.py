@@ -91,13 +91,14 @@ def test_splits_from_the_seed(synthetic):
 def test_missing_fashion_says_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
     with pytest.raises(DataError) as info:
-        load_arrays(DatasetSpec(name="fashion_mnist", data_dir=str(tmp_path / "empty")))
+        load_arrays(DatasetSpec(name="fashion_mnist"))
     assert "apt-get install dataset-fashion-mnist" in str(info.value)
     assert "dataset.download: true" in str(info.value)
 
 
 def test_missing_torchvision_data_offline_via_cli(cli, tmp_path):
     spec = write_spec(tmp_path / "s.yaml", "name: m\ndataset: {name: mnist}\ntrain: {epochs: 1}\n")
+    (tmp_path / "empty").mkdir()
     result = cli(
         "train", spec, "--set", f"dataset.data_dir={tmp_path / 'empty'}", "--results", tmp_path / "r"
     )
@@ -105,3 +106,38 @@ def test_missing_torchvision_data_offline_via_cli(cli, tmp_path):
     assert "dataset mnist: not found under" in result.err
     assert "set dataset.download: true" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_data_dir_that_is_not_there_is_an_error_not_a_fall_back(cli, tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", "name: d\ntrain: {epochs: 1}\n")
+    for name in ("fashion_mnist", "mnist"):
+        nowhere = tmp_path / "nowhere"
+        result = cli(
+            "train",
+            spec,
+            "--set",
+            f"dataset.name={name}",
+            "--set",
+            f"dataset.data_dir={nowhere}",
+            "--results",
+            tmp_path / "r",
+        )
+        assert result.code == 2, result.out
+        assert result.err.strip() == (
+            f"sweep: error: dataset.data_dir: {nowhere} does not exist; give the folder that holds the "
+            f"{name} files, set dataset.download: true to download them there, or leave data_dir out"
+        )
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(DataError, match="a-file is not a folder"):
+        load_arrays(DatasetSpec(data_dir=str(tmp_path / "a-file")))
+
+
+def test_a_data_dir_without_the_files_never_reads_another_copy(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as info:  # even where the system copy is installed
+        load_arrays(DatasetSpec(name="fashion_mnist", data_dir=str(tmp_path / "empty")))
+    message = str(info.value)
+    assert message.startswith(f"dataset.data_dir: no Fashion-MNIST IDX files in {tmp_path / 'empty'}")
+    assert "train-images-idx3-ubyte" in message and "leave data_dir out to use" in message
+    tiny_fashion(tmp_path / "fm" / "FashionMNIST" / "raw")  # torchvision's layout under data_dir works too
+    assert load_arrays(DatasetSpec(data_dir=str(tmp_path / "fm"))).train_x.shape == (40, 1, 6, 6)

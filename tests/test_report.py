@@ -5,9 +5,10 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
-from .conftest import write_spec
+from .conftest import tiny_grid, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,11 @@ egf: {samples: 128}
 search: {num_samples: 5, sampler: random, density_levels: [0.1, 0.3, 0.6, 1.0], seed: 0, baselines: true,
          baseline_seeds: [0, 1], max_active_weights: 4000}
 """
+
+
+FAILING = tiny_grid(
+    "failing", "{sparse_width: 16, ratios: [0.5], depths: [1], seeds: [0], axes: {train.device: [cpu, cuda]}}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +73,10 @@ def test_sc_sdc_report_numbers_match_duckdb(results, cli, tmp_path):
     for figure in ("sc_sdc_accuracy.png", "gradient_flow.png", "curves.png"):
         assert (out / figure).stat().st_size > 10_000
         assert f"]({figure})" in report
-    assert "Not an SNAS sweep" in report
+    assert "## SNAS" not in report and "snas.png" not in report  # a section of another kind of sweep
+    assert "Left out, as they belong to other kinds of sweep: SNAS (kind snas)." in report
+    assert "## Failed trials" not in report
+    assert set(md_table(report, "curves")["role"]) <= {"sparse", "dense"}
 
     pairs = duckdb.sql(f"""
         SELECT s.optimizer, s.test_acc AS sparse, d.test_acc AS dense
@@ -103,6 +112,8 @@ def test_dynamics_table_matches_duckdb(results, cli, tmp_path):
     assert cli("report", "grid", "--results", results, "--out", out).code == 0
     report = (out / "report.md").read_text()
     assert "](dynamics.png)" in report and (out / "dynamics.png").exists()
+    # "collapsed" is an absolute drop in accuracy, as the code computes it (and the README says)
+    assert "more than 0.05 (5 percentage points) below the best it reached at any epoch" in report
     table = md_table(report, "dynamics").set_index(["optimizer", "role"])
     expected = duckdb.sql(f"""
         SELECT optimizer, role, count(*) AS n, avg(test_acc) AS acc, avg(egf2_mean) AS egf
@@ -137,7 +148,11 @@ def test_snas_report_draws_the_search(results, cli, tmp_path):
     assert result.code == 0, result.err
     report = (out / "report.md").read_text()
     assert (out / "snas.png").exists() and "](snas.png)" in report
-    assert "Not an SC-SDC sweep" in report
+    assert "## SC-SDC" not in report and "## Training dynamics" not in report
+    assert (
+        "Left out, as they belong to other kinds of sweep: SC-SDC (kind sc_sdc, or kind grid with dense "
+        "references); training dynamics per cell (kind sc_sdc)." in report
+    )
     best = md_table(report, "snas_best")
     top, best_key, over = duckdb.sql(f"""
         SELECT max(val_acc), arg_max(trial_key, val_acc), (SELECT count(*) FILTER (WHERE NOT feasible)
@@ -195,3 +210,25 @@ def test_status_counts_match_the_tables(results, cli):
     assert detail.code == 0 and "best trials (by test_acc)" in detail.out
     missing = cli("status", "nope", "--results", results)
     assert missing.code == 2 and "no sweep named 'nope'" in missing.err
+
+
+def test_failed_trials_are_listed_with_their_error(cli, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU, so no trial fails")
+    run = cli("run", write_spec(tmp_path / "s.yaml", FAILING), "--results", tmp_path / "r")
+    assert run.code == 0, run.err  # the CPU pair is done, the CUDA pair failed
+    result = cli("report", "failing", "--results", tmp_path / "r", "--out", tmp_path / "out")
+    assert result.code == 0, result.err
+    report = (tmp_path / "out" / "report.md").read_text()
+    failed = md_table(report, "failed_trials")
+    errors = duckdb.sql(f"""SELECT trial_key, error FROM read_parquet('{tmp_path}/r/trials/*/*.parquet')
+                            WHERE status = 'error'""").fetchall()
+    assert len(failed) == len(errors) == 2
+    by_key = failed.set_index("trial_key")
+    for key, error in errors:
+        assert by_key.loc[key, "status"] == "error"
+        first = error.strip().splitlines()[0].replace("|", "\\|")
+        assert by_key.loc[key, "error"] == (first if len(first) <= 200 else first[:199] + "…")
+        assert "no CUDA device" in by_key.loc[key, "error"]
+    assert (tmp_path / "out" / "failed_trials.csv").exists()
+    assert report.index("## Failed trials") < report.index("## SC-SDC")

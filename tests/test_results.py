@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,7 +18,7 @@ import pytest
 
 from sweep.store import TABLES, ResultsStore, query
 
-from .conftest import write_spec
+from .conftest import tiny_grid, write_spec
 
 TRIALS_DOCUMENTED = (
     "sweep trial_key kind status error role pair_id dataset family depth widths densities mask  "
@@ -186,3 +189,88 @@ def test_results_under_a_filesystem_uri(cli, tmp_path):
     assert (tmp_path / "remote" / "trials" / "sweep=tables").is_dir()
     result = cli("query", "SELECT status, epochs_done FROM trials", "--results", uri, "--format", "csv")
     assert result.code == 0 and result.out.splitlines()[1] == "done,2"
+
+
+def test_csv_list_cells_read_back_as_lists(trained, cli):
+    _, root = trained
+    sql = "SELECT trial_key, widths, densities, {'a': 1, 'b': [0.5, 1.0]} AS nested FROM trials"
+    result = cli("query", sql, "--results", root, "--format", "csv")
+    assert result.code == 0, result.err
+    (row,) = list(csv.DictReader(io.StringIO(result.out)))
+    assert json.loads(row["widths"]) == [24, 12]
+    assert json.loads(row["densities"]) == pytest.approx([0.4, 0.4, 0.4], abs=1e-2)
+    assert json.loads(row["nested"]) == {"a": 1, "b": [0.5, 1.0]}
+    frame = pd.read_csv(io.StringIO(result.out))
+    assert json.loads(frame.loc[0, "densities"]) == pytest.approx([0.4, 0.4, 0.4], abs=1e-2)
+    table = cli("query", "SELECT widths FROM trials", "--results", root)
+    assert table.out.splitlines()[1].strip() == "[24, 12]"  # readable in a table too, never numpy's "[24 12]"
+
+
+@pytest.mark.parametrize("command", ["resume", "report", "status"])
+@pytest.mark.parametrize("name", ["../../elsewhere/x", "a/b", ".hidden", "-rf"])
+def test_a_sweep_name_is_a_name_never_a_path(trained, cli, tmp_path, command, name):
+    _, root = trained
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "x.json").write_text("{}")
+    result = cli(command, "--results", root, "--", name)
+    assert result.code == 2
+    assert result.err.strip() == (
+        f"sweep: error: sweep name: {name!r} is not allowed; a sweep name uses letters, digits, '.', '_' "
+        "and '-' only, and starts with a letter or digit"
+    )
+
+
+def test_report_to_a_folder_that_cannot_be_written(trained, cli, tmp_path):
+    _, root = trained
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = cli("report", "tables", "--results", root, "--out", blocker / "report")
+    assert result.code == 2
+    assert result.err.strip().startswith(f"sweep: error: cannot write the report to {blocker / 'report'}: ")
+    assert "give --out a folder you can write" in result.err
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+    fine = cli("report", "tables", "--results", root, "--out", tmp_path / "ok")
+    assert fine.code == 0 and (tmp_path / "ok" / "report.md").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "query 'SELECT range FROM range(200000)' --results {root} | head -1",
+        "query 'SELECT range FROM range(200000)' --results {root} --format csv | head -1",
+        "status --results {root} | true",
+        "status tables --results {root} | true",
+        "--help | true",
+    ],
+)
+def test_a_reader_that_goes_away_ends_quietly(trained, command):
+    _, root = trained
+    quietly_into_a_pipe(command.format(root=shlex.quote(str(root))))
+
+
+def quietly_into_a_pipe(command: str) -> subprocess.CompletedProcess:
+    """Run `sweep COMMAND | READER` through bash; the pipe closes early, and sweep must say nothing of it."""
+    line = f"{shlex.quote(sys.executable)} -m sweep {command}"
+    result = subprocess.run(
+        ["bash", "-c", f'{line}; echo "rc=${{PIPESTATUS[0]}}" >&2'],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert "Exception ignored" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "rc=0", result.stderr
+    return result
+
+
+def test_a_sweep_whose_reader_goes_away_runs_to_its_end_quietly(tmp_path):
+    spec = write_spec(tmp_path / "g.yaml", PIPED_GRID)
+    result = quietly_into_a_pipe(f"run {spec} --results {tmp_path / 'r'} | head -1")
+    assert result.stdout.startswith("sweep piped (sc_sdc) on an embedded local Ray")
+    trials = ResultsStore(tmp_path / "r").rows("trials", "piped")
+    assert len(trials) == 8 and all(t["status"] == "done" for t in trials)  # every trial, with no reader
+    assert ResultsStore(tmp_path / "r").sweep_state("piped")["stage"] == "done"
+
+
+PIPED_GRID = tiny_grid("piped", "{sparse_width: 16, ratios: [0.5, 0.25], depths: [1], seeds: [0, 1]}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sweep.errors import SpecError
@@ -196,3 +198,82 @@ def test_linked_grid_axes_vary_settings_together():
 def test_bad_linked_axes(axes, needle):
     with pytest.raises(SpecError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         parse_spec({"name": "g", "kind": "sc_sdc", "grid": {"axes": axes}})
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        (
+            "train.seed=1000000000000000000000",
+            "train.seed: 1000000000000000000000 is out of range; allowed: >= 0",
+        ),
+        ("train.seed=4294967296", "train.seed: 4294967296 is out of range; allowed: >= 0 and <= 4294967295"),
+        ("egf.samples=1000000000000000000000", "egf.samples: 1000000000000000000000 is out of range"),
+        (
+            "train.batch_size=1000000000000000000000",
+            "train.batch_size: 1000000000000000000000 is out of range",
+        ),
+        (
+            "train.epochs=2147483648",
+            "train.epochs: 2147483648 is out of range; allowed: > 0 and <= 2147483647",
+        ),
+        ("model.widths=[16, 99999999999]", "model.widths[1]: 99999999999 is out of range"),
+        ("dataset.subset=9223372036854775808", "dataset.subset: 9223372036854775808 is out of range"),
+    ],
+)
+def test_integers_out_of_what_the_trainer_holds_get_one_line(cli, tmp_path, override, needle):
+    result = cli(
+        "train", write_spec(tmp_path / "s.yaml", GOOD), "--set", override, "--results", tmp_path / "r"
+    )
+    assert result.code == 2, result.out
+    assert needle in result.err
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+    assert not (tmp_path / "r" / "trials").exists()
+
+
+def test_the_largest_allowed_integers_validate():
+    spec = parse_spec(
+        {
+            "name": "big",
+            "kind": "sc_sdc",
+            "train": {"seed": 2**32 - 1, "epochs": 2**31 - 1},
+            "grid": {"seeds": [2**32 - 1]},
+            "ray": {"max_failures": 2**31 - 1},
+        }
+    )
+    assert spec.train.seed == 2**32 - 1 and spec.grid.seeds == (2**32 - 1,)
+    with pytest.raises(SpecError, match=r"search.seed: 4294967296 is out of range"):
+        parse_spec({"name": "s", "kind": "snas", "search": {"seed": 2**32}})
+    with pytest.raises(SpecError, match=r"grid.seeds\[0\]: 4294967296 is out of range"):
+        parse_spec({"name": "g", "kind": "sc_sdc", "grid": {"seeds": [2**32]}})
+
+
+def write_bytes(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda tmp: "/dev/zero", "spec file /dev/zero is not a regular file; give a YAML file"),
+        (lambda tmp: tmp, "is a folder; give a YAML file"),
+        (
+            lambda tmp: write_spec(tmp / "huge.yaml", "# padding\n" * 200_000),
+            "huge.yaml is larger than 1 MB; a spec is a short YAML file",
+        ),
+        (lambda tmp: write_bytes(tmp / "bin.yaml", b"name: \xff\xfe\n"), "bin.yaml is not UTF-8 text"),
+    ],
+)
+def test_what_is_not_a_spec_file_is_refused_in_one_line(cli, tmp_path, make, needle):
+    result = cli("train", make(tmp_path), "--results", tmp_path / "r")
+    assert result.code == 2
+    assert needle in result.err
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(cli, tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    result = cli("run", fifo, "--results", tmp_path / "r")
+    assert result.code == 2 and f"spec file {fifo} is not a regular file" in result.err

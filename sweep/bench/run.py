@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 
 from sweep.bench.checkpoint import checkpoint_cost
-from sweep.bench.harness import Result, Settings, machine, summary_line
+from sweep.bench.harness import Result, Settings, machine, quick_header, summary_line
 from sweep.bench.masks import rigl_cost, scoring_cost
 from sweep.bench.sparse import calibrate, sparse_speed
 from sweep.bench.sweep import sweep_cost
@@ -60,6 +60,8 @@ def run_bench(
         "sweep_overhead": lambda: sweep_cost(settings),
     }
     record: dict = {"machine": machine(settings.device), "quick": quick, "raw": {}}
+    if quick:
+        echo(quick_header())
     if not only or "sparse_speedup" in only:
         echo("calibrating the sparse-kernel threshold ...")
         record["calibration"] = calibrate(settings)
@@ -74,5 +76,5 @@ def run_bench(
         result = bench()
         record[name] = result.summary()
         record["raw"][name] = result.raw
-        echo(summary_line(name, record[name]))
+        echo(summary_line(name, record[name], quick))
     return record

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from sweep.cli.output import QuietPipe
 from sweep.cli.parser import build_parser
 from sweep.errors import Interrupted, UserError
 
@@ -15,8 +16,22 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 def main(argv: Sequence[str] | None = None) -> int:
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
+    original, sys.stdout = sys.stdout, QuietPipe(sys.stdout)
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+        return code
+    finally:
+        sys.stdout = original
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        sys.stdout.flush()  # --help into a closed pipe: quiet here, not a complaint at exit
+        raise
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -104,6 +104,7 @@ def _spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 
 def resume(args: argparse.Namespace) -> int:
+    _check_name(args.name)
     _loopback_env(args.address)
     from sweep.engine.tuner import resume_sweep
 
@@ -144,6 +145,7 @@ def report(args: argparse.Namespace) -> int:
     from sweep.report import write_report
     from sweep.store import ResultsStore
 
+    _check_name(args.name)
     store = ResultsStore(args.results)
     local = "://" not in args.results
     out = Path(args.out) if args.out else (Path(args.results) if local else Path(".")) / "reports" / args.name
@@ -155,6 +157,8 @@ def report(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     from sweep.store.summary import leaderboard, status_table, sweep_metric
 
+    if args.name:
+        _check_name(args.name)
     store = _existing_store(args.results)
     names = [args.name] if args.name else store.sweeps()
     states = {s["name"]: s for s in store.sweep_states() if not args.name or s["name"] == args.name}
@@ -193,6 +197,13 @@ def query(args: argparse.Namespace) -> int:
 
     print_frame(query(_existing_store(args.results), args.sql), args.format)
     return 0
+
+
+def _check_name(name: str) -> None:
+    """A sweep name on the command line is a name, never a path into or out of the results folder."""
+    from sweep.spec import check_sweep_name
+
+    check_sweep_name(name, "sweep name")
 
 
 def _existing_store(results: str) -> ResultsStore:

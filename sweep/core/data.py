@@ -86,6 +86,8 @@ def load_splits(spec: DatasetSpec, seed: int, device: torch.device | str = "cpu"
 
 def load_arrays(spec: DatasetSpec) -> ArrayDataset:
     """Read the whole data set named by the spec (subsets are taken later, in `make_splits`)."""
+    if spec.data_dir and spec.name != "synthetic":
+        _check_data_dir(spec)
     if spec.name == "fashion_mnist":
         train_x, train_y, test_x, test_y = _fashion_mnist(spec)
     elif spec.name == "synthetic":
@@ -189,12 +191,25 @@ def read_idx(path: str | Path) -> np.ndarray:
     )
 
 
+def _check_data_dir(spec: DatasetSpec) -> None:
+    """A folder the user named must exist (with `download: true` it is where the download goes)."""
+    root = Path(spec.data_dir).expanduser()
+    if spec.download or root.is_dir():
+        return
+    what = "is not a folder" if root.exists() else "does not exist"
+    raise DataError(
+        f"dataset.data_dir: {root} {what}; give the folder that holds the {spec.name} files, "
+        "set dataset.download: true to download them there, or leave data_dir out"
+    )
+
+
 def _fashion_mnist(spec: DatasetSpec) -> tuple[np.ndarray, ...]:
     folders = []
-    if spec.data_dir:
+    if spec.data_dir:  # the user's folder, and nothing else: never a silent fall-back to another copy
         root = Path(spec.data_dir).expanduser()
         folders += [root, root / "FashionMNIST" / "raw"]
-    folders.append(DEBIAN_FASHION_MNIST)
+    else:
+        folders.append(DEBIAN_FASHION_MNIST)
     if spec.download:
         root = _download_root(spec)
         folder = root / "FashionMNIST" / "raw"
@@ -212,6 +227,12 @@ def _fashion_mnist(spec: DatasetSpec) -> tuple[np.ndarray, ...]:
                 arrays[3].astype(np.int64),
             )
     searched = ", ".join(str(f) for f in folders)
+    if spec.data_dir:
+        raise DataError(
+            f"dataset.data_dir: no Fashion-MNIST IDX files in {searched}; put the four files "
+            f"({', '.join(_FASHION_FILES.values())}, gzipped or not) there, set dataset.download: true "
+            f"(needs internet), or leave data_dir out to use {DEBIAN_FASHION_MNIST}"
+        )
     raise DataError(
         f"dataset fashion_mnist: IDX files not found (looked in {searched}); "
         "run 'apt-get install dataset-fashion-mnist' (or 'make data'), "

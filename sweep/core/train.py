@@ -81,7 +81,7 @@ class Training:
         self.optimizer = make_optimizer(self.model.parameters(), self.tcfg)
         self.schedule = make_schedule(self.optimizer, self.tcfg)
         with warnings.catch_warnings():  # stepping the schedule alone on purpose, to where training resumes
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
             for _ in range(epoch):
                 self.schedule.step()
 

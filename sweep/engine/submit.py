@@ -1,7 +1,9 @@
 """`sweep submit`: run a sweep as a Ray job on a remote cluster through the Job Submission SDK.
 
-The project folder travels as the job's working dir (without `.venv`, `results/` and other local state); the
-resolved spec (after `--set`) travels in an environment variable, so the job runs exactly what was asked.
+Only what the job needs travels as its working dir: the files git tracks in the project (the package, the
+specs, pyproject.toml; never `.env`, keys or anything else git does not know), copied into a temporary folder
+for the upload. Outside a git checkout only the installed package travels. The resolved spec (after `--set`)
+travels in an environment variable, so the job runs exactly what was asked.
 The job's driver runs `python -m sweep run` on the head node and joins the cluster with `--address auto`.
 """
 
@@ -11,6 +13,9 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,20 +23,7 @@ from sweep.errors import UserError
 from sweep.spec import SweepSpec, spec_to_yaml
 
 SPEC_ENV = "SPARSE_SWEEP_SPEC"
-EXCLUDES = [
-    ".venv",
-    ".git",
-    "results",
-    "build",
-    "*.egg-info",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".hypothesis",
-    "*.parquet",
-    "*.pt",
-    "*.ckpt",
-]
+LEFT_BEHIND = ("results/",)  # tracked, but a job writes results and never reads these
 
 
 def submit_sweep(
@@ -68,9 +60,12 @@ def submit_sweep(
             "auto",
         ]
     )
-    job_id = client.submit_job(
-        entrypoint=entrypoint, runtime_env=runtime_env(spec), metadata={"sweep": spec.name, "kind": spec.kind}
-    )
+    with tempfile.TemporaryDirectory(prefix="sparse-sweep-job-") as staging:
+        job_id = client.submit_job(  # the working dir is zipped and uploaded here, before the folder goes
+            entrypoint=entrypoint,
+            runtime_env=runtime_env(spec, Path(staging)),
+            metadata={"sweep": spec.name, "kind": spec.kind},
+        )
     echo(f"submitted sweep {spec.name} as job {job_id} to {address}")
     if not follow:
         echo(f"follow it with: ray job logs {job_id} --address {address} --follow")
@@ -81,14 +76,41 @@ def submit_sweep(
     return job_id, status
 
 
-def runtime_env(spec: SweepSpec) -> dict:
-    """The project as working dir when this is a source checkout, else the installed package."""
-    package = Path(__file__).resolve().parent
-    env_vars = {SPEC_ENV: spec_to_yaml(spec), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    project = package.parent
-    if (project / "pyproject.toml").is_file():
-        return {"working_dir": str(project), "excludes": EXCLUDES, "env_vars": env_vars}
-    return {"py_modules": [str(package)], "env_vars": env_vars}
+def runtime_env(spec: SweepSpec, staging: Path) -> dict:
+    """The job's runtime env: the project's tracked files, copied into `staging`, as its working dir when this
+    is a git checkout, else the installed package. The job keeps the cluster's own RAY_AUTH_MODE."""
+    package = Path(__file__).resolve().parents[1]
+    env_vars = {SPEC_ENV: spec_to_yaml(spec), "RAY_USAGE_STATS_ENABLED": "0"}
+    files = upload_files(package.parent)
+    if files is None:
+        return {"py_modules": [str(package)], "env_vars": env_vars}
+    for relative in files:
+        target = staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(package.parent / relative, target)
+    return {"working_dir": str(staging), "env_vars": env_vars}
+
+
+def upload_files(project: Path) -> list[str] | None:
+    """The files a job gets from `project`: those git tracks there (and that exist), less `LEFT_BEHIND`; None
+    when `project` is not a git checkout with a pyproject.toml (then only the installed package travels)."""
+    if not (project / "pyproject.toml").is_file():
+        return None
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(project), "ls-files", "-z", "--cached", "--", "."],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):  # no git here, or not a checkout
+        return None
+    files = [
+        name
+        for name in listed.decode().split("\0")
+        if name and not name.startswith(LEFT_BEHIND) and (project / name).is_file()
+    ]
+    return files if "pyproject.toml" in files else None
 
 
 async def _stream(client: object, job_id: str, echo: Callable[[str], None]) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from sweep.report.figures import plt, save_figure
+from sweep.report.figures import log_axis, plt, save_figure
 from sweep.report.markdown import Section
 
 TOP = 5
+DASHED_ROLES = ("dense", "baseline_dense", "baseline_full_dense")
 
 
 def curves_section(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str, out: Path) -> Section:
@@ -23,16 +24,21 @@ def curves_section(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str, out:
         return section
     section.figure = "curves.png"
     fig, (acc_ax, egf_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for key, curve in curves.groupby("trial_key", sort=False):
-        label = f"{key[:8]} ({top.set_index('trial_key').loc[key, metric]:.3f})"
-        acc_ax.plot(curve["epoch"], curve["test_acc"], marker=".", label=label)
-        egf_ax.plot(curve["epoch"], curve["egf"], marker=".", label=label)
+    ranked_top = top.set_index("trial_key")
+    for key in (k for k in top["trial_key"] if k in set(curves["trial_key"])):  # in rank order
+        curve = curves[curves["trial_key"] == key]
+        role = _role(ranked_top.loc[key, "role"])
+        label = f"{key[:8]} {role}: {metric} {ranked_top.loc[key, metric]:.3f}"
+        style = "--" if role in DASHED_ROLES else "-"
+        acc_ax.plot(curve["epoch"], curve["test_acc"], style, marker=".", label=label)
+        egf_ax.plot(curve["epoch"], curve["egf"], style, marker=".", label=label)
     acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
-    egf_ax.set(xlabel="epoch", ylabel="EGF (EGF2)", title="effective gradient flow", yscale="log")
+    egf_ax.set(xlabel="epoch", ylabel="EGF (EGF2)", title="effective gradient flow")
+    log_axis(egf_ax, "y")
     for ax in (acc_ax, egf_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    acc_ax.legend(fontsize=7)
+    acc_ax.legend(fontsize=7, title=f"trial, role: ranked by {metric}", title_fontsize=7)
     save_figure(fig, out / section.figure)
     summary = curves.groupby("trial_key").agg(
         epochs=("epoch", "max"),
@@ -41,6 +47,16 @@ def curves_section(trials: pd.DataFrame, epochs: pd.DataFrame, metric: str, out:
         final_egf=("egf", "last"),
     )
     order = [k for k in top["trial_key"] if k in summary.index]
-    section.tables.append(("curves", summary.loc[order].reset_index()))
-    section.lines.append(f"The top {len(order)} trials by {metric}; epoch 0 is the untrained net.")
+    table = summary.loc[order].reset_index()
+    table.insert(1, "role", [_role(r) for r in ranked_top.loc[order, "role"]])
+    section.tables.append(("curves", table))
+    section.lines.append(
+        f"The top {len(order)} trials by {metric}: the legend gives each one's role and {metric}, the panels "
+        "its test accuracy and EGF per epoch (dense nets dashed); epoch 0 is the untrained net."
+    )
     return section
+
+
+def _role(value: object) -> str:
+    """A trial's role in its sweep (sparse, dense, search, baseline_...), or "trial" when it has none."""
+    return "trial" if value is None or pd.isna(value) else str(value)

@@ -9,10 +9,10 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from sweep.report.cells import cell_title
-from sweep.report.figures import plt, save_figure
+from sweep.report.figures import log_axis, plt, save_figure
 from sweep.report.markdown import Section
 
-COLLAPSE = 0.05  # a trial "collapsed" when it ends this far (in test accuracy) below its own best epoch
+COLLAPSE = 0.05  # "collapsed": final test accuracy more than 0.05 (5 percentage points) below its best epoch
 
 
 def dynamics_section(trials: pd.DataFrame, epochs: pd.DataFrame, cells: list[str], out: Path) -> Section:
@@ -20,7 +20,7 @@ def dynamics_section(trials: pd.DataFrame, epochs: pd.DataFrame, cells: list[str
     section = Section("Training dynamics per cell")
     grid = trials[trials["role"].isin(["sparse", "dense"])]
     if grid.empty:
-        section.lines.append("Not an SC-SDC sweep: no sparse and dense trials to follow.")
+        section.lines.append("No sparse and dense trials in the tables yet: nothing to follow.")
         return section
     keys = [*cells, "role"]
     curves = epochs[["trial_key", "epoch", "test_acc", "egf"]].merge(
@@ -48,8 +48,9 @@ def dynamics_section(trials: pd.DataFrame, epochs: pd.DataFrame, cells: list[str
     section.tables.append(("dynamics", table))
     section.lines.append(
         f"Means over each cell's trials. A trial counts as collapsed when its final test accuracy is more "
-        f"than {COLLAPSE:.0%} below the best it reached; egf_mean is the trials' egf2_mean, EGF averaged "
-        "over training."
+        f"than {COLLAPSE:g} ({COLLAPSE * 100:g} percentage points) below the best it reached at any epoch; "
+        "egf_mean is the trials' egf2_mean, EGF averaged over training. The accuracy panel starts at epoch 1 "
+        "(the untrained net's chance accuracy would flatten the rest), or at 0 for a sweep of one epoch."
     )
     return section
 
@@ -58,15 +59,24 @@ def _plot_dynamics(mean: pd.DataFrame, keys: list[str], path: Path) -> None:
     fig, (acc_ax, egf_ax) = plt.subplots(1, 2, figsize=(13, 4.4))
     groups = list(mean.groupby(keys[:-1], dropna=False)) if len(keys) > 1 else [("all", mean)]
     colours = plt.cm.tab10(np.linspace(0, 1, 10))
+    # From epoch 1: the untrained net's ~chance accuracy would flatten the rest. A sweep of one epoch starts
+    # at epoch 0 instead, so that each line has two points to join.
+    first = 1 if mean["epoch"].max() > 1 else 0
     for i, (key, group) in enumerate(groups):
         for role, line in group.groupby("role"):
             style = "-" if role == "sparse" else "--"
             label = f"{cell_title(keys[:-1], key) if len(keys) > 1 else 'all'}, {role}"
-            trained = line[line["epoch"] > 0]  # the untrained net's ~chance accuracy would flatten the rest
-            acc_ax.plot(trained["epoch"], trained["test_acc"], style, color=colours[i % 10], label=label)
-            egf_ax.plot(line["epoch"], line["egf"], style, color=colours[i % 10], label=label)
-    acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy from epoch 1 (mean per cell)")
-    egf_ax.set(xlabel="epoch", ylabel="EGF", title="effective gradient flow (mean per cell)", yscale="log")
+            trained = line[line["epoch"] >= first]
+            colour = colours[i % 10]
+            acc_ax.plot(
+                trained["epoch"], trained["test_acc"], style, marker="o", ms=3, color=colour, label=label
+            )
+            egf_ax.plot(line["epoch"], line["egf"], style, marker="o", ms=3, color=colour, label=label)
+    acc_ax.set(
+        xlabel="epoch", ylabel="test accuracy", title=f"test accuracy from epoch {first} (mean per cell)"
+    )
+    egf_ax.set(xlabel="epoch", ylabel="EGF", title="effective gradient flow (mean per cell)")
+    log_axis(egf_ax, "y")
     for ax in (acc_ax, egf_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

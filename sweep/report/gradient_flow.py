@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sweep.report.figures import log_x, plt, save_figure
+from sweep.report.figures import log_axis, mark_outside, plt, robust_limits, save_figure
 from sweep.report.markdown import Section
 
 MEASURES = ("gf1_mean", "gf2_mean", "egf1_mean", "egf2_mean")
@@ -41,6 +41,10 @@ def gradient_flow_section(trials: pd.DataFrame, out: Path) -> Section:
         "(Fashion-MNIST, sparse MLPs) reports tau with test loss / accuracy of 0.355 / 0.316 for gf1, "
         "0.282 / 0.292 for gf2, 0.419 / 0.373 for EGF1 and 0.360 / 0.323 for EGF2, as magnitudes."
     )
+    section.lines.append(
+        "The figure has a row of panels per group, sparse nets (density < 1) above dense nets, each titled "
+        "with that group's tau against test accuracy; the `all` rows of the table pool both groups."
+    )
     return section
 
 
@@ -70,22 +74,40 @@ def flow_correlations(usable: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+GROUP_COLOURS = {"sparse": "tab:blue", "dense": "tab:orange"}
+
+
 def _plot_flow(usable: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
-    fig, axes = plt.subplots(1, len(MEASURES), figsize=(4.2 * len(MEASURES), 3.6), sharey=True)
+    """One row of panels per group (sparse nets, density < 1; dense nets), each titled with that group's
+    Kendall's tau against test accuracy; the y-axis keeps to where the trials are and marks the rest."""
     sparse = usable["density"] < 1.0
-    for ax, measure in zip(axes, MEASURES, strict=True):
-        for label, rows, colour in (("sparse", sparse, "tab:blue"), ("dense", ~sparse, "tab:orange")):
-            if rows.any():
-                ax.scatter(
-                    usable.loc[rows, measure], usable.loc[rows, "test_acc"], s=12, label=label, color=colour
-                )
-        name = measure.removesuffix("_mean")
-        row = table[table["measure"] == name].tail(1)  # "all" when there are both groups
-        tau = f" (tau {row['tau_acc'].iloc[0]:+.2f})" if not row.empty else ""
-        ax.set_title(f"{name}{tau}", fontsize=10)
-        log_x(ax)
-        ax.set_xlabel(f"{name}, mean over training")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy")
-    axes[0].legend(fontsize=8)
+    groups = [(name, usable[rows]) for name, rows in (("sparse", sparse), ("dense", ~sparse)) if rows.any()]
+    fig, axes = plt.subplots(
+        len(groups),
+        len(MEASURES),
+        figsize=(4.2 * len(MEASURES), 3.3 * len(groups)),
+        sharey=True,
+        squeeze=False,
+    )
+    limits = robust_limits(usable["test_acc"])
+    for (group, frame), row_axes in zip(groups, axes, strict=True):
+        for ax, measure in zip(row_axes, MEASURES, strict=True):
+            ax.scatter(
+                frame[measure], frame["test_acc"], s=12, color=GROUP_COLOURS[group], label=f"{group} nets"
+            )
+            name = measure.removesuffix("_mean")
+            row = table[(table["group"] == group) & (table["measure"] == name)]
+            tau = (
+                f"tau {row['tau_acc'].iloc[0]:+.2f} (p {row['p_acc'].iloc[0]:.2g}, n {int(row['n'].iloc[0])})"
+                if not row.empty
+                else f"n {len(frame)}: too few for tau"
+            )
+            ax.set_title(f"{name}, {group} nets: {tau}", fontsize=9)
+            log_axis(ax)
+            ax.set_xlabel(f"{name}, mean over training")
+            ax.grid(alpha=0.3)
+            if limits:
+                mark_outside(ax, frame[measure], frame["test_acc"], limits)
+        row_axes[0].set_ylabel(f"test accuracy ({group})")
+        row_axes[0].legend(fontsize=8, loc="upper left")
     save_figure(fig, path)

@@ -22,7 +22,13 @@ class Section:
 
 
 def markdown(
-    name: str, kind: str, trials: pd.DataFrame, root: str, sections: list[Section], out: Path
+    name: str,
+    kind: str,
+    trials: pd.DataFrame,
+    root: str,
+    sections: list[Section],
+    out: Path,
+    left_out: list[str] | None = None,
 ) -> str:
     counts = trials["status"].value_counts().to_dict()
     status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
@@ -33,6 +39,8 @@ def markdown(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `sweep report`.",
         "",
     ]
+    if left_out:
+        lines += [f"Left out, as they belong to other kinds of sweep: {'; '.join(left_out)}.", ""]
     for section in sections:
         lines += [f"## {section.title}", ""]
         if section.figure:
@@ -48,7 +56,7 @@ def md_table(frame: pd.DataFrame) -> str:
     def cell(value: object) -> str:
         if isinstance(value, float | np.floating):
             return f"{value:.4g}" if math.isfinite(value) else str(value)
-        return str(value)
+        return " ".join(str(value).split()).replace("|", "\\|")  # one line, and no stray column
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)

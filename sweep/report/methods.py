@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.report.figures import log_x, plt, save_figure
+from sweep.report.figures import log_axis, plt, save_figure
 from sweep.report.markdown import Section
 from sweep.report.sc_sdc import pair_verdicts, paired_accuracies
 
@@ -80,7 +80,7 @@ def _plot(table: pd.DataFrame, path: Path) -> None:
     if not reference.empty:
         acc_ax.plot(reference.index, reference.values, "k--", marker="s", ms=4, label="dense, same capacity")
     for ax in (acc_ax, egf_ax):
-        log_x(ax)
+        log_axis(ax)
         ax.set_xlabel("density (share of active weights)")
         ax.grid(alpha=0.3)
     acc_ax.set(ylabel="test accuracy", title="final test accuracy (mean ± std over seeds)")

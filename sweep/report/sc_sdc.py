@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from sweep.report.cells import cell_title
-from sweep.report.figures import log_x, plt, save_figure
+from sweep.report.figures import log_axis, plt, save_figure
 from sweep.report.markdown import Section
 
 
@@ -18,10 +18,7 @@ def sc_sdc_section(trials: pd.DataFrame, cells: list[str], out: Path) -> Section
     section = Section("SC-SDC: sparse against dense at the same capacity")
     pairs = paired_accuracies(trials, cells)
     if pairs.empty:
-        section.lines.append(
-            "Not an SC-SDC sweep, or no pair has both its sparse and its dense trial done: "
-            "nothing to compare."
-        )
+        section.lines.append("No pair has both its sparse and its dense trial done yet: nothing to compare.")
         return section
     verdicts = pair_verdicts(pairs, cells)
     section.tables.append(("sc_sdc_tests", verdicts))
@@ -120,7 +117,7 @@ def _plot_sc_sdc(points: pd.DataFrame, cells: Sequence[str], path: Path) -> None
             ax.fill_between(
                 line["active_weights"], line["acc_min"], line["acc_max"], color=colours[role], alpha=0.15
             )
-        log_x(ax)
+        log_axis(ax)
         ax.set_xlabel("active weights")
         ax.set_title(cell_title(cells, key), fontsize=9)
         ax.grid(alpha=0.3)

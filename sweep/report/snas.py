@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import offset_copy
 
-from sweep.report.figures import log_x, plt, save_figure
+from sweep.report.figures import log_axis, mark_outside, plt, robust_limits, save_figure
 from sweep.report.markdown import Section
 from sweep.store.summary import is_feasible, pareto_keys
 
@@ -21,7 +22,7 @@ def snas_section(trials: pd.DataFrame, metric: str, out: Path) -> Section:
     section = Section("SNAS: the search")
     search = trials[trials["role"].isin(SEARCH_ROLES)].copy()
     if search.empty:
-        section.lines.append("Not an SNAS sweep: no search trials in the tables.")
+        section.lines.append("No search trials in the tables yet: nothing to show.")
         return section
     search = search.sort_values("started_at").reset_index(drop=True)
     search["trial"] = np.arange(1, len(search) + 1)
@@ -103,17 +104,16 @@ def _plot_snas(
         )
     front = done[done["on_front"]].sort_values("active_weights")
     front_ax.plot(front["active_weights"], front[metric], "o-", color="tab:red", ms=4, label="Pareto front")
-    for _, row in baselines.iterrows():  # each role's mean over its seeds
-        front_ax.scatter(
-            row["active_weights"],
-            row[metric],
-            marker="s",
-            s=30,
-            label=f"{str(row['role']).removeprefix('baseline_')} ({row['seeds']} seeds)",
-        )
-    log_x(front_ax)
-    front_ax.set(xlabel="active weights", ylabel=metric, title="accuracy against size")
+    note = _plot_baselines(front_ax, baselines, metric)
+    log_axis(front_ax)
+    front_ax.set(xlabel="active weights", ylabel=metric)
+    front_ax.set_title(
+        "accuracy against size" + (f"\n({note})" if note else ""), fontsize=11 if not note else 9
+    )
     front_ax.legend(fontsize=7)
+    limits = robust_limits([*done[metric], *baselines[metric]])
+    if limits:
+        mark_outside(front_ax, done["active_weights"], done[metric], limits)
     width = 0.8 / max(1, len(best))
     depth = max(len(d) for d in best["densities"])
     for i, (_, row) in enumerate(best.iterrows()):
@@ -130,9 +130,45 @@ def _plot_snas(
     progress_ax.set(xlabel="trial", ylabel=metric, title="the search over time")
     progress_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     progress_ax.legend(fontsize=7)
+    if limits:
+        mark_outside(progress_ax, done["trial"], done[metric], limits)
     for ax in (front_ax, bars_ax, progress_ax):
         ax.grid(alpha=0.3)
     save_figure(fig, path)
+
+
+BASELINE_MARKERS = ("s", "D", "^", "v", "P", "X")
+
+
+def _plot_baselines(ax: plt.Axes, baselines: pd.DataFrame, metric: str) -> str:
+    """Each role's mean over its seeds. The best trial and the uniform, ERK and dense baselines have about
+    the same active-weight count by design (the dense net's widths round it), so near that count each marker
+    is shifted sideways by a few points (its x in data stays the true count); returns a note saying so."""
+    if baselines.empty:
+        return ""
+    size = float(baselines["active_weights"].iloc[0])  # the best trial's: the size the baselines match
+    near = (baselines["active_weights"] / size - 1).abs() < 0.05
+    offsets = (np.arange(near.sum()) - (near.sum() - 1) / 2) * 7
+    shift = dict(zip(baselines.index[near], offsets, strict=True))
+    for i, (index, row) in enumerate(baselines.iterrows()):
+        transform = offset_copy(ax.transData, fig=ax.figure, x=shift.get(index, 0.0), units="points")
+        ax.scatter(
+            row["active_weights"],
+            row[metric],
+            marker=BASELINE_MARKERS[i % len(BASELINE_MARKERS)],
+            s=34,
+            edgecolor="black",
+            linewidth=0.5,
+            transform=transform,
+            zorder=4,
+            label=f"{str(row['role']).removeprefix('baseline_')} ({row['seeds']} seeds)",
+        )
+    if near.sum() < 2:
+        return ""
+    first = str(baselines["role"].iloc[0])
+    return (
+        f"{first} and {int(near.sum()) - 1} baselines at ~{int(size):,} weights by design, drawn side by side"
+    )
 
 
 def densities_text(values: Sequence[float] | None) -> str:

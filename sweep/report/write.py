@@ -11,26 +11,44 @@ Each section draws what the tables hold and says plainly what is missing:
 - SNAS: the Pareto front of accuracy against active weights, the best trials' per-layer densities, and
   accuracy over the search;
 - training curves: test accuracy and EGF per epoch for the top trials.
-Every figure's numbers are also written as a table in the report and as a CSV file beside it.
+Every figure's numbers are also written as a table in the report and as a CSV file beside it. A sweep gets
+the sections of its kind (the report names the ones it leaves out), and a table of its failed trials first.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from sweep.errors import UserError
+from sweep.errors import ResultsError, UserError
 from sweep.report.cells import cell_columns, hashable_cells
 from sweep.report.curves import curves_section
 from sweep.report.dynamics import dynamics_section
+from sweep.report.failures import failures_section
 from sweep.report.gradient_flow import gradient_flow_section
-from sweep.report.markdown import markdown
+from sweep.report.markdown import Section, markdown
 from sweep.report.methods import methods_section
 from sweep.report.sc_sdc import sc_sdc_section
 from sweep.report.snas import snas_section
 from sweep.store import ResultsStore
 from sweep.store.summary import sweep_metric
+
+# The sections each kind of sweep gets, in order, and the ones it leaves out.
+SECTIONS = {
+    "sc_sdc": ("sc_sdc", "dynamics", "methods", "gradient_flow", "curves"),
+    "grid": ("sc_sdc", "methods", "gradient_flow", "curves"),
+    "snas": ("gradient_flow", "snas", "methods", "curves"),
+    "single": ("gradient_flow", "curves"),
+}
+SECTION_NAMES = {
+    "sc_sdc": "SC-SDC (kind sc_sdc, or kind grid with dense references)",
+    "dynamics": "training dynamics per cell (kind sc_sdc)",
+    "snas": "SNAS (kind snas)",
+    "methods": "mask methods (a sweep with several)",
+}
 
 
 def write_report(store: ResultsStore, name: str, out: Path) -> Path:
@@ -42,22 +60,38 @@ def write_report(store: ResultsStore, name: str, out: Path) -> Path:
         known = ", ".join(store.sweeps()) or "none"
         raise UserError(f"sweep {name!r} has no trials in {store.root} (sweeps there: {known})")
     epochs = store.read("epochs", name).to_pandas()
-    state = store.sweep_state(name) or {}
-    spec = state.get("spec", {})
+    spec = (store.sweep_state(name) or {}).get("spec", {})
     kind = str(trials["kind"].iloc[0])
     metric = sweep_metric(spec, kind)
-    out.mkdir(parents=True, exist_ok=True)
     cells = cell_columns(spec, trials)
     trials = hashable_cells(trials, cells)
-    sections = [
-        sc_sdc_section(trials, cells, out),
-        dynamics_section(trials, epochs, cells, out),
-        gradient_flow_section(trials, out),
-        snas_section(trials, metric, out),
-        methods_section(trials, out),
-        curves_section(trials, epochs, metric, out),
-    ]
-    sections = [section for section in sections if section is not None]
-    path = out / "report.md"
-    path.write_text(markdown(name, kind, trials, store.root, sections, out))
+    builders: dict[str, Callable[[], Section | None]] = {
+        "sc_sdc": lambda: sc_sdc_section(trials, cells, out),
+        "dynamics": lambda: dynamics_section(trials, epochs, cells, out),
+        "gradient_flow": lambda: gradient_flow_section(trials, out),
+        "snas": lambda: snas_section(trials, metric, out),
+        "methods": lambda: methods_section(trials, out),
+        "curves": lambda: curves_section(trials, epochs, metric, out),
+    }
+    chosen = SECTIONS.get(kind, tuple(builders))
+    left_out = [SECTION_NAMES[key] for key in builders if key not in chosen and key in SECTION_NAMES]
+    try:
+        _check_writable(out)
+        failures = failures_section(trials)
+        drawn = [builders[key]() for key in chosen]  # the methods section draws only several methods
+        sections = [*([failures] if failures else []), *(section for section in drawn if section is not None)]
+        path = out / "report.md"
+        path.write_text(markdown(name, kind, trials, store.root, sections, out, left_out))
+    except OSError as exc:
+        raise ResultsError(
+            f"cannot write the report to {out}: {exc.strerror or exc}; give --out a folder you can write"
+        ) from None
     return path
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before drawing anything when the report's folder cannot take files."""
+    out.mkdir(parents=True, exist_ok=True)
+    probe = out / f".write-check-{uuid.uuid4().hex}"
+    probe.write_bytes(b"ok")
+    probe.unlink()

@@ -5,6 +5,7 @@ from sweep.spec.diff import Change, changes
 from sweep.spec.load import (
     apply_overrides,
     axis_keys,
+    check_sweep_name,
     load_spec,
     parse_spec,
     parse_trial,
@@ -80,6 +81,7 @@ __all__ = [
     "apply_overrides",
     "axis_keys",
     "changes",
+    "check_sweep_name",
     "config_to_dict",
     "load_spec",
     "parse_spec",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,18 +35,38 @@ from sweep.spec.schema import (
 )
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_SPEC_MB = 1
+MAX_SPEC_BYTES = MAX_SPEC_MB * 2**20  # a spec is a few kB: anything larger is not one
 
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> SweepSpec:
     """Read a YAML spec, apply `KEY=VALUE` overrides, validate."""
+    return parse_spec(apply_overrides(read_yaml(read_spec_text(path), str(path)), overrides))
+
+
+def read_spec_text(path: str | Path) -> str:
+    """A spec file's text: a regular file of at most `MAX_SPEC_BYTES` (never a device, a pipe or a folder)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        info = path.stat()  # before opening: opening a named pipe would wait for a writer
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError(f"spec file {path} is a folder; give a YAML file")
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(f"spec file {path} is not a regular file; give a YAML file")
+        if info.st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"spec file {path} is larger than {MAX_SPEC_MB} MB; a spec is a short YAML file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(f"spec file {path} does not exist") from None
     except OSError as exc:
         raise SpecError(f"spec file {path} cannot be read: {exc.strerror}") from None
-    return parse_spec(apply_overrides(read_yaml(text, str(path)), overrides))
+    if len(data) > MAX_SPEC_BYTES:  # it grew while we looked
+        raise SpecError(f"spec file {path} is larger than {MAX_SPEC_MB} MB; a spec is a short YAML file")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise SpecError(f"spec file {path} is not UTF-8 text; give a YAML file") from None
 
 
 def read_yaml(text: str, source: str) -> dict[str, Any]:
@@ -94,8 +115,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
 
 def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
     spec = build_dataclass(SweepSpec, raw, "")
-    if not _NAME.fullmatch(spec.name):
-        raise SpecError(f"name: {spec.name!r} is not allowed; use letters, digits, '.', '_' and '-' only")
+    check_sweep_name(spec.name, "name")
     _check_model(spec.model, "model")
     _check_sparsity(spec.sparsity, spec.model)
     if spec.model.mask == "dense" and spec.sparsity.method != "random":
@@ -123,6 +143,16 @@ def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
     if spec.kind in ("sc_sdc", "grid"):
         spec = dataclasses.replace(spec, grid=_check_grid(spec.grid or GridSpec(), spec.kind))
     return spec
+
+
+def check_sweep_name(name: str, where: str) -> str:
+    """A sweep's name is a name, never a path: letters, digits, '.', '_' and '-', not starting with '.'."""
+    if not _NAME.fullmatch(name):
+        raise SpecError(
+            f"{where}: {name!r} is not allowed; a sweep name uses letters, digits, '.', '_' and '-' only, "
+            "and starts with a letter or digit"
+        )
+    return name
 
 
 def parse_trial(raw: Mapping[str, Any]) -> TrialConfig:

@@ -36,6 +36,13 @@ METHODS = ("random", "shuffle", *PRUNING_AT_INIT, "set", "rigl", "gmp", "imp")
 GLOBAL_SCOPE = ("shuffle", *PRUNING_AT_INIT, "gmp", "imp")
 MASKS_CHANGE = ("set", "rigl", "gmp", "imp")  # masks that change while the trial trains
 SCOPES = ("layer", "global")
+# Every integer setting has an upper bound that the trainer and the int64 tables hold. Seeds stay below
+# 2**32, numpy's seed range, which Optuna's samplers use (torch's generators then take seed * 1_000_003 plus a
+# stream number, well under 2**63); sizes and counts stay within int32, which tensor shapes and the products
+# of widths in the tables hold with room.
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 2**31 - 1
+MAX_WEIGHTS = 2**62
 
 
 def _opt(**rules: Any) -> dict[str, Any]:
@@ -48,20 +55,22 @@ class DatasetSpec:
     data_dir: str | None = None
     download: bool = False
     val_fraction: float = field(default=0.1, metadata=_opt(ge=0.0, lt=1.0))
-    subset: int | None = field(default=None, metadata=_opt(gt=0))
-    test_subset: int | None = field(default=None, metadata=_opt(gt=0))
+    subset: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
+    test_subset: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     family: str = field(default="mlp", metadata=_opt(choices=FAMILIES))
-    widths: tuple[int, ...] = field(default=(300, 100), metadata=_opt(gt=0, nonempty=True))
+    widths: tuple[int, ...] = field(default=(300, 100), metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
     activation: str = field(default="relu", metadata=_opt(choices=ACTIVATIONS))
     batchnorm: bool = False
     dropout: float = field(default=0.0, metadata=_opt(ge=0.0, lt=1.0))
     skip: bool = False
     init: str = field(default="kaiming_uniform", metadata=_opt(choices=INITS))
-    init_widths: tuple[int, ...] | None = field(default=None, metadata=_opt(gt=0, nonempty=True))
+    init_widths: tuple[int, ...] | None = field(
+        default=None, metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True)
+    )
     mask: str = field(default="uniform", metadata=_opt(choices=MASKS))
     densities: float | tuple[float, ...] = field(default=0.1, metadata=_opt(gt=0.0, le=1.0, nonempty=True))
     backend: str = field(default="auto", metadata=_opt(choices=BACKENDS))
@@ -78,18 +87,26 @@ class SparsitySpec:
 
     method: str = field(default="random", metadata=_opt(choices=METHODS))
     scope: str = field(default="layer", metadata=_opt(choices=SCOPES))  # global: one threshold, all layers
-    score_batch: int = field(default=128, metadata=_opt(gt=0))  # snip: training samples scored
-    grasp_per_class: int = field(default=10, metadata=_opt(gt=0))  # grasp: samples per class
+    score_batch: int = field(default=128, metadata=_opt(gt=0, le=MAX_COUNT))  # snip: training samples scored
+    grasp_per_class: int = field(default=10, metadata=_opt(gt=0, le=MAX_COUNT))  # grasp: samples per class
     grasp_temperature: float = field(default=200.0, metadata=_opt(gt=0.0))  # grasp: logits divided by it
-    synflow_rounds: int = field(default=100, metadata=_opt(gt=0))  # synflow: rounds from dense to the target
+    synflow_rounds: int = field(
+        default=100, metadata=_opt(gt=0, le=MAX_COUNT)
+    )  # synflow: rounds from dense to the target
     shuffle_of: str = field(default="snip", metadata=_opt(choices=PRUNING_AT_INIT))  # shuffle: whose counts
-    update_every: int = field(default=100, metadata=_opt(gt=0))  # set, rigl, gmp: steps between updates
+    update_every: int = field(
+        default=100, metadata=_opt(gt=0, le=MAX_COUNT)
+    )  # set, rigl, gmp: steps between updates
     drop_fraction: float = field(default=0.3, metadata=_opt(gt=0.0, lt=1.0))  # set, rigl: alpha
     update_end: float = field(default=0.75, metadata=_opt(gt=0.0, le=1.0))  # set, rigl, gmp: last update
     prune_start: float = field(default=0.1, metadata=_opt(ge=0.0, lt=1.0))  # gmp: first pruning step
     prune_fraction: float = field(default=0.2, metadata=_opt(gt=0.0, lt=1.0))  # imp: pruned per level
-    levels: int | None = field(default=None, metadata=_opt(gt=0))  # imp: null = as prune_fraction needs
-    rewind_epoch: int = field(default=0, metadata=_opt(ge=0))  # imp: the epoch the weights rewind to
+    levels: int | None = field(
+        default=None, metadata=_opt(gt=0, le=MAX_COUNT)
+    )  # imp: null = as prune_fraction needs
+    rewind_epoch: int = field(
+        default=0, metadata=_opt(ge=0, le=MAX_COUNT)
+    )  # imp: the epoch the weights rewind to
 
 
 @dataclass(frozen=True)
@@ -100,48 +117,50 @@ class TrainSpec:
     nesterov: bool = False
     weight_decay: float = field(default=0.0, metadata=_opt(ge=0.0))
     schedule: str = field(default="none", metadata=_opt(choices=SCHEDULES))
-    step_size: int | None = field(default=None, metadata=_opt(gt=0))
+    step_size: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
     gamma: float = field(default=0.1, metadata=_opt(gt=0.0, le=1.0))
-    epochs: int = field(default=20, metadata=_opt(gt=0))
-    batch_size: int = field(default=128, metadata=_opt(gt=0))
+    epochs: int = field(default=20, metadata=_opt(gt=0, le=MAX_COUNT))
+    batch_size: int = field(default=128, metadata=_opt(gt=0, le=MAX_COUNT))
     augment: str = field(default="none", metadata=_opt(choices=AUGMENTS))
-    seed: int = field(default=0, metadata=_opt(ge=0))
+    seed: int = field(default=0, metadata=_opt(ge=0, le=MAX_SEED))
     device: str = field(default="auto", metadata=_opt(choices=DEVICES))
-    checkpoint_every: int = field(default=1, metadata=_opt(ge=0))  # 0: no checkpoints; changes no result
+    checkpoint_every: int = field(
+        default=1, metadata=_opt(ge=0, le=MAX_COUNT)
+    )  # 0: no checkpoints; changes no result
 
 
 @dataclass(frozen=True)
 class EgfSpec:
-    samples: int = field(default=2048, metadata=_opt(gt=0))
+    samples: int = field(default=2048, metadata=_opt(gt=0, le=MAX_COUNT))
     mode: str = field(default="eval", metadata=_opt(choices=("eval", "train")))
 
 
 @dataclass(frozen=True)
 class SearchSpec:
-    num_samples: int = field(default=64, metadata=_opt(gt=0))
+    num_samples: int = field(default=64, metadata=_opt(gt=0, le=MAX_COUNT))
     sampler: str = field(default="tpe", metadata=_opt(choices=SAMPLERS))
     density_levels: tuple[float, ...] = field(
         default=DEFAULT_LEVELS, metadata=_opt(gt=0.0, le=1.0, nonempty=True)
     )
-    max_depth: int | None = field(default=None, metadata=_opt(gt=0))
-    widths: tuple[int, ...] | None = field(default=None, metadata=_opt(gt=0, nonempty=True))
-    max_active_weights: int | None = field(default=None, metadata=_opt(gt=0))
+    max_depth: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
+    widths: tuple[int, ...] | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
+    max_active_weights: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_WEIGHTS))
     warm_start_density: float | None = field(default=0.1, metadata=_opt(gt=0.0, le=1.0))
     metric: str = field(default="val_acc", metadata=_opt(choices=METRICS))
     scheduler: str = field(default="none", metadata=_opt(choices=SCHEDULERS))
-    seed: int = field(default=0, metadata=_opt(ge=0))
+    seed: int = field(default=0, metadata=_opt(ge=0, le=MAX_SEED))
     baselines: bool = False
-    baseline_seeds: tuple[int, ...] = field(default=(), metadata=_opt(ge=0))
+    baseline_seeds: tuple[int, ...] = field(default=(), metadata=_opt(ge=0, le=MAX_SEED))
 
 
 @dataclass(frozen=True)
 class GridSpec:
-    sparse_width: int = field(default=1024, metadata=_opt(gt=0))
+    sparse_width: int = field(default=1024, metadata=_opt(gt=0, le=MAX_COUNT))
     ratios: tuple[float, ...] = field(
         default=(0.1, 0.3, 0.5, 0.7, 0.9), metadata=_opt(gt=0.0, le=1.0, nonempty=True)
     )
-    depths: tuple[int, ...] = field(default=(1, 2, 4), metadata=_opt(gt=0, nonempty=True))
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_opt(ge=0, nonempty=True))
+    depths: tuple[int, ...] = field(default=(1, 2, 4), metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_opt(ge=0, le=MAX_SEED, nonempty=True))
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     dense_reference: bool = False  # kind grid: each sparse trial's dense net of the same capacity too
 
@@ -155,9 +174,9 @@ class ResourcesSpec:
 @dataclass(frozen=True)
 class RaySpec:
     address: str | None = None
-    max_concurrent_trials: int | None = field(default=None, metadata=_opt(gt=0))
+    max_concurrent_trials: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
     storage: str | None = None
-    max_failures: int = field(default=2, metadata=_opt(ge=0))
+    max_failures: int = field(default=2, metadata=_opt(ge=0, le=MAX_COUNT))
 
 
 @dataclass(frozen=True)
