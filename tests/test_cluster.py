@@ -93,6 +93,27 @@ def test_sweep_joins_a_head_node(head, tmp_path):
     assert all(t["status"] == "done" for t in trials)
 
 
+def test_a_trial_waits_a_bounded_time_for_a_gpu_the_cluster_lacks(head, tmp_path):
+    spec = write_spec(tmp_path / "g.yaml", GRID.format(name="needs-gpu"))
+    settings = ("--set", "resources.gpu=1", "--set", "resources.wait_s=3")
+    result = sweep_cli("run", spec, "--results", tmp_path / "r", "--address", head["address"], *settings)
+    assert result.returncode == 2, result.stdout + result.stderr
+    waits = "waiting for a node with 1 CPU, 1 GPU per trial (its nodes have at most 2 CPU, 0 GPU)"
+    assert waits in result.stdout
+    assert "an autoscaler may add one; giving up after resources.wait_s=3 s" in result.stdout
+    (line,) = result.stderr.strip().splitlines()  # one line, no traceback
+    assert "no node offered 1 CPU, 1 GPU per trial within resources.wait_s=3 s" in line
+    assert "sweep resume needs-gpu" in line
+    assert stored_trials(tmp_path / "r", "needs-gpu") == []  # nothing trained, nothing recorded
+    state = ResultsStore(tmp_path / "r").sweep_state("needs-gpu")
+    assert state is not None and state["stage"] == "main"  # resumable, not marked done
+
+
+def stored_trials(root: Path, name: str) -> list[dict]:
+    store = ResultsStore(root)
+    return store.rows("trials", name) if store.exists() else []
+
+
 def test_submit_runs_a_sweep_as_a_job(head, tmp_path):
     spec = write_spec(tmp_path / "g.yaml", GRID.format(name="as-job"))
     result = sweep_cli("submit", spec, "--address", head["jobs"], "--results", tmp_path / "r", "--follow")

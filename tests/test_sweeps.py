@@ -8,8 +8,11 @@ import math
 import os
 import signal
 
+import optuna
 import pytest
 import torch
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from sweep.engine.searcher import first_proposals
 from sweep.plans.sc_sdc import sc_sdc_trials
@@ -243,3 +246,53 @@ def test_ctrl_c_then_resume(tmp_path):
         p.config.key for p in sc_sdc_trials(load_spec(spec))
     )
     assert all(t["status"] == "done" for t in trials)
+
+
+def test_ctrl_c_then_resume_a_search(tmp_path):
+    """A search stopped mid-trial continues its Optuna study: every proposal once, the trials cut short
+    continue from their checkpoints, finished ones are not trained again, and Optuna stays quiet."""
+    spec = write_spec(
+        tmp_path / "s.yaml",
+        """
+name: search-resume
+kind: snas
+dataset: {name: synthetic}
+model: {widths: [32, 16]}
+train: {optimizer: momentum, lr: 0.05, epochs: 40, batch_size: 64, checkpoint_every: 2}
+egf: {samples: 128}
+search: {num_samples: 5, sampler: random, density_levels: [0.1, 0.2, 0.5, 1.0], seed: 5}
+ray: {max_concurrent_trials: 2}
+""",
+    )
+    results = tmp_path / "r"
+    proc = drivers.start("run", spec, "--results", results)
+
+    def one_done_and_one_checkpointed() -> bool:
+        done = {t["trial_key"] for t in drivers.done_rows(results, "search-resume")}
+        try:
+            epochs = ResultsStore(results).rows("epochs", "search-resume")
+        except Exception:  # nothing written yet, or a file being replaced
+            return False
+        return bool(done) and any(e["trial_key"] not in done and e["epoch"] >= 3 for e in epochs)
+
+    drivers.wait_for(one_done_and_one_checkpointed, proc, every=0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130, output
+    before = {t["trial_key"]: t["started_at"] for t in drivers.done_rows(results, "search-resume")}
+
+    resumed = drivers.sweep("resume", "search-resume", "--results", results)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Warning" not in resumed.stderr, resumed.stderr
+    assert "continues after epoch" in resumed.stdout  # a trial cut short went on from its checkpoint
+    trials = rows(results, "search-resume")
+    keys = [t["trial_key"] for t in trials]
+    assert len(keys) == len(set(keys)) and all(t["status"] == "done" for t in trials)
+    for trial in trials:
+        if trial["trial_key"] in before:
+            assert trial["started_at"] == before[trial["trial_key"]]
+    storage = JournalStorage(JournalFileBackend(str(results / "_sweeps" / "search-resume.optuna.log")))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    assert [t.state for t in study] == [optuna.trial.TrialState.COMPLETE] * 5  # five proposals, once each
+    assert {t.user_attrs["trial_key"] for t in study} == set(keys)  # replays share a key

@@ -12,6 +12,7 @@ from ray.tune.trainable import wrap_function
 from sweep.core.data import ArrayDataset
 from sweep.engine.checkpoints import CheckpointPruner
 from sweep.engine.session import quiet_tune
+from sweep.engine.waiting import ResourceWait
 from sweep.engine.worker import run_planned_trial, trial_dirname, trial_name, with_checkpoint_fallback
 from sweep.plans.types import PLANNED
 from sweep.spec import SweepSpec
@@ -44,14 +45,20 @@ def grid_tuner(
 
 
 def run_config(spec: SweepSpec, store: ResultsStore, experiment: str, callbacks: list) -> tune.RunConfig:
-    """Quiet, our callbacks, retries from the latest checkpoint, and two checkpoints kept per trial."""
+    """Quiet, our callbacks, retries from the latest checkpoint, two checkpoints kept per trial, and a bounded
+    wait for resources the cluster lacks."""
     return tune.RunConfig(
         name=experiment,
         storage_path=tune_storage(spec, store),
         verbose=0,
-        callbacks=[*callbacks, CheckpointPruner()],
+        callbacks=[*callbacks, CheckpointPruner(), resource_wait(spec, experiment)],
         failure_config=tune.FailureConfig(max_failures=spec.ray.max_failures),
     )
+
+
+def resource_wait(spec: SweepSpec, experiment: str) -> ResourceWait:
+    request = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    return ResourceWait(request, spec.resources.wait_s, experiment)
 
 
 def tuner_settings(spec: SweepSpec) -> dict:

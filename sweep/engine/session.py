@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import urlparse
 
@@ -92,12 +93,16 @@ def trial_slots(spec: SweepSpec) -> int:
 
 @contextlib.contextmanager
 def quiet_tune() -> Iterator[None]:
-    """Tune's own logging off: trial errors land in the tables and in our progress lines."""
+    """Tune's own logging off: trial errors land in the tables and in our progress lines. Also Optuna's
+    warning when a trial that continues from its checkpoint reports again the epochs after that checkpoint:
+    the study keeps the first report of each step, and the values are the same."""
     logger = logging.getLogger("ray.tune")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"The reported value is ignored because this `step=")
+            yield
     finally:
         logger.setLevel(level)
 

@@ -29,8 +29,9 @@ from sweep.engine.repair import repair_unrecorded
 from sweep.engine.searcher import search_config
 from sweep.engine.session import Echo, quiet_tune, trial_slots
 from sweep.engine.storage import filesystem
+from sweep.engine.waiting import gave_up
 from sweep.engine.worker import dataset_key
-from sweep.errors import Interrupted
+from sweep.errors import Interrupted, UserError
 from sweep.plans.baselines import baseline_trials
 from sweep.plans.types import PlannedTrial, planned_entry
 from sweep.spec import SweepSpec
@@ -69,6 +70,12 @@ def run_stage(
     search = spec.kind == "snas" and stage == "main"
     results = fit(tuner, spec.search.num_samples if search else None, ended_before)
     if results is None:
+        lacking = gave_up(experiment)
+        if lacking:
+            raise UserError(
+                f"sweep {spec.name}: {lacking}; lower resources.cpu or resources.gpu, or continue it with "
+                f"'sweep resume {spec.name} --results {store.root}' once the cluster has such a node"
+            )
         raise Interrupted(
             f"sweep {spec.name} was interrupted; continue it with 'sweep resume {spec.name} "
             f"--results {store.root}'"

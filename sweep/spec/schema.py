@@ -169,6 +169,7 @@ class GridSpec:
 class ResourcesSpec:
     cpu: float = field(default=1.0, metadata=_opt(gt=0.0))
     gpu: float = field(default=0.0, metadata=_opt(ge=0.0))
+    wait_s: float = field(default=600.0, metadata=_opt(gt=0.0))  # for a node that has them, on a cluster
 
 
 @dataclass(frozen=True)
