@@ -120,7 +120,7 @@ def _finish(result: SweepResult) -> int:
     print(f"\nleaderboard of {name} (by {metric}):")
     print_frame(leaderboard(result.trials, metric), "table")
     if result.ran:
-        print(timing_line(result.trials, result.wall_s))
+        print(timing_line(result.trained, result.wall_s))
         if result.replayed:
             many = "proposals repeated a configuration" if result.replayed > 1 else "proposal repeated one"
             print(
@@ -155,7 +155,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from sweep.store.summary import leaderboard, status_table, sweep_metric
+    from sweep.store.summary import history_lines, leaderboard, status_table, sweep_metric
 
     if args.name:
         _check_name(args.name)
@@ -175,6 +175,10 @@ def status(args: argparse.Namespace) -> int:
         metric = sweep_metric(spec, kind)
         print(f"\nbest trials (by {metric}):")
         print_frame(leaderboard(rows[args.name], metric, top=5), "table")
+        history = history_lines(states.get(args.name, {}))
+        if history:
+            print("\nruns (0: the first; each growth after it):")
+            print("\n".join(history))
     return 0
 
 

@@ -70,21 +70,18 @@ def tuner_settings(spec: SweepSpec) -> dict:
     }
 
 
-def fit(
-    tuner: tune.Tuner, expected: int | None, ended_before: frozenset[str] = frozenset()
-) -> tune.ResultGrid | None:
+def fit(tuner: tune.Tuner, ended_before: frozenset[str] = frozenset()) -> tune.ResultGrid | None:
     """Run Tune quietly; its results when every trial ended, None when the run was interrupted.
 
     Tune returns normally after Ctrl-C (or `stop_tune_run`), having saved its state, and marks the trials it
     cut short as terminated; only their last result lacks `done`. So a trial that neither failed, nor
-    reported `done`, nor had ended before a resume (`ended_before`, trial ids), or fewer trials than a
-    search asked for, means the sweep was interrupted.
+    reported `done`, nor had ended before a resume (`ended_before`, trial ids) means the sweep was
+    interrupted (a search also checks that its study holds every proposal).
     """
     with quiet_tune():
         results = tuner.fit()
     ended = sum(1 for result in results if _ended(result, ended_before))
-    complete = ended == len(results) and (expected is None or len(results) >= expected)
-    return results if complete else None
+    return results if ended == len(results) else None
 
 
 def tune_storage(spec: SweepSpec, store: ResultsStore) -> str:

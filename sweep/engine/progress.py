@@ -58,9 +58,13 @@ class ProgressCallback(tune.Callback):
         attempt = (trial.trial_id, trial.num_failures)
         if start is not None and attempt not in self._continued:
             self._continued.add(attempt)
-            self.echo(
-                f"[retry] trial {_key(trial)} continues after epoch {start} on node {result['node_id']}"
-            )
+            shorter = result.get("continued_from")
+            if shorter:
+                self.echo(f"[grow] trial {_key(trial)} continues trial {shorter} after its epoch {start}")
+            else:
+                self.echo(
+                    f"[retry] trial {_key(trial)} continues after epoch {start} on node {result['node_id']}"
+                )
 
     def _line(self, trials: list, trial: Any, outcome: str) -> None:
         for other in trials:  # trials that ended before a resume

@@ -108,6 +108,8 @@ def trial_row(
         **{f"{m}_mean": _mean([p.get(m) for p in points]) for m in ("egf1", "egf2", "gf1", "gf2")},
         "pareto": None,
         "feasible": None,
+        "generation": meta.generation,
+        "superseded": False,
         "wall_s": (ended_at - started_at).total_seconds(),
         "device": facts.device if facts else None,
         "node": facts.node if facts else None,
@@ -186,6 +188,8 @@ class TrialRecorder:
         )
         row.update(extra)
         self.store.write("trials", self.sweep, self.key, [row])
+        if self.meta.continues and status == "done":  # its rows now hold the shorter trial's, and more
+            self.store.forget_trial(self.sweep, self.meta.continues)
         return row
 
 

@@ -19,7 +19,7 @@ from sweep.engine.recorder import EPOCH_COLUMNS, TrialRecorder, facts_from_dict
 from sweep.engine.session import stop_tune_run
 from sweep.errors import ResultsError
 from sweep.plans.snas import within_budget
-from sweep.plans.types import PLANNED, TrialMeta
+from sweep.plans.types import PLANNED, entry_meta
 from sweep.spec import parse_trial
 from sweep.store import ResultsStore
 
@@ -48,7 +48,7 @@ class ResultsCallback(tune.Callback):
                 self._store = ResultsStore(self.results)
             entry = trial.config[PLANNED]
             self._recorders[trial.trial_id] = TrialRecorder(
-                self._store, self.sweep, parse_trial(entry["config"]), TrialMeta(**entry["meta"])
+                self._store, self.sweep, parse_trial(entry["config"]), entry_meta(entry)
             )
         return self._recorders[trial.trial_id]
 
@@ -89,6 +89,8 @@ class ResultsCallback(tune.Callback):
     def _finish(self, trial: Any, recorder: TrialRecorder, status: str, error: str | None) -> None:
         last = trial.last_result or {}
         extra: dict[str, Any] = {"attempts": trial.num_failures + 1, "node_id": last.get("node_id")}
+        if last.get("elapsed_s") is not None:  # its time training, over every attempt and run
+            extra["wall_s"] = last["elapsed_s"]
         if self.max_active_weights is not None and last.get("active_weights") is not None:
             extra["feasible"] = within_budget(last["active_weights"], self.max_active_weights)
         self._write(recorder.finish, status, error, ended_at=datetime.now(UTC), **extra)

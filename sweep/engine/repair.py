@@ -21,7 +21,7 @@ from sweep.engine.recording import ResultsCallback
 from sweep.engine.session import Echo, quiet_tune
 from sweep.engine.worker import REPLAY
 from sweep.errors import ResultsError
-from sweep.plans.types import PLANNED, TrialMeta
+from sweep.plans.types import PLANNED, entry_meta
 from sweep.spec import SweepSpec, parse_trial
 from sweep.store import ResultsStore
 
@@ -71,7 +71,7 @@ def repair_unrecorded(
         return
     for result in (r for r in missing if r.error is not None):
         entry = result.config[PLANNED]
-        recorder = TrialRecorder(store, spec.name, parse_trial(entry["config"]), TrialMeta(**entry["meta"]))
+        recorder = TrialRecorder(store, spec.name, parse_trial(entry["config"]), entry_meta(entry))
         recorder.finish("error", f"{type(result.error).__name__}: {result.error}", ended_at=datetime.now(UTC))
     again = [r for r in missing if r.error is None]
     if again:

@@ -12,8 +12,10 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from sweep.core.data import ArrayDataset
+from sweep.engine.generation import Generation
 from sweep.engine.replay import ReplayingSearcher
 from sweep.engine.session import Echo
+from sweep.engine.study import open_study
 from sweep.engine.worker import dataset_key
 from sweep.plans.snas import SearchTemplate, define_space, make_sampler, make_template
 from sweep.plans.types import PLANNED
@@ -22,12 +24,23 @@ from sweep.store import ResultsStore
 
 
 def search_config(
-    spec: SweepSpec, store: ResultsStore, data: Mapping[str, ArrayDataset], settings: dict, echo: Echo
-) -> tune.TuneConfig:
-    """The search's Tune settings: Optuna through `OptunaSearch`, wrapped so that repeats are replayed."""
+    spec: SweepSpec,
+    store: ResultsStore,
+    data: Mapping[str, ArrayDataset],
+    settings: dict,
+    echo: Echo,
+    generation: Generation,
+) -> tune.TuneConfig | None:
+    """The search's Tune settings: Optuna through `OptunaSearch` on the sweep's study, wrapped so that
+    repeats are replayed; None when the study holds every proposal the spec asks for."""
     search = spec.search
     arrays = data[dataset_key(spec.dataset)]
-    template = make_template(spec, arrays.input_shape, arrays.num_classes)
+    template = make_template(spec, arrays.input_shape, arrays.num_classes, generation.number)
+    journal = store.study_journal(spec.name)
+    start = open_study(spec, store, template, journal, echo)
+    if start.proposals_left == 0:
+        echo(f"the study holds all {search.num_samples} proposals already: no search to run")
+        return None
     scheduler = None
     if search.scheduler == "asha":
         scheduler = ASHAScheduler(
@@ -37,33 +50,42 @@ def search_config(
             grace_period=min(2, spec.train.epochs + 1),
             reduction_factor=3,
         )
+    warm = len(template.warm_starts) if start.queue_warm_starts else 0
+    more = f"{start.proposals_left} more of {search.num_samples}" if start.made else f"{search.num_samples}"
     echo(
-        f"searching {search.num_samples} trials: {search.sampler} on {search.metric}, "
-        f"{len(template.warm_starts)} warm starts, levels {list(template.levels)}"
+        f"searching {more} trials: {search.sampler} on {search.metric}, {warm} warm starts, "
+        f"levels {list(template.levels)}"
     )
-    journal = store.study_journal(spec.name)
-    if journal is not None:
-        echo(f"the Optuna study: {journal}; watch it with: optuna-dashboard {journal}")
-    searcher = make_searcher(spec, template, journal)
+    echo(f"the Optuna study: {journal}; watch it with: optuna-dashboard {journal}")
+    settings_then = generation.sampler_settings
+    searcher = make_searcher(spec, template, journal, settings_then, start.seed, start.queue_warm_starts)
     return tune.TuneConfig(
-        search_alg=ReplayingSearcher(searcher, store.root, spec.name, search.num_samples),
+        search_alg=ReplayingSearcher(searcher, store.root, spec.name, start.proposals_left),
         scheduler=scheduler,
-        num_samples=search.num_samples,
+        num_samples=start.proposals_left,
         **settings,
     )
 
 
-def make_searcher(spec: SweepSpec, template: SearchTemplate, journal: str | None = None) -> OptunaSearch:
+def make_searcher(
+    spec: SweepSpec,
+    template: SearchTemplate,
+    journal: str | None = None,
+    settings: Mapping[str, int] | None = None,
+    seed: int | None = None,
+    warm_starts: bool = True,
+) -> OptunaSearch:
     """Ray's `OptunaSearch` with the plans' space and sampler; its study in an Optuna journal file when
     `journal` names one (so that `optuna-dashboard` and Optuna itself can read the search as it runs)."""
-    sampler, objective = make_sampler(spec.search)
+    sampler, objective = make_sampler(spec.search, settings, seed)
     storage = JournalStorage(JournalFileBackend(journal)) if journal else None
+    points = [dict(point) for point in template.warm_starts] if warm_starts else []
     return OptunaSearch(
         space=partial(define_space, template=template),
         metric=objective.metric,
         mode=objective.mode,
         sampler=sampler,
-        points_to_evaluate=[dict(point) for point in template.warm_starts] or None,
+        points_to_evaluate=points or None,
         study_name=spec.name,
         storage=storage,
     )

@@ -8,12 +8,15 @@ trial it ran must have its `trials` row; `engine/repair.py` records again those 
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Mapping
 
 import pyarrow.fs as pafs
 from ray import tune
 
 from sweep.core.data import ArrayDataset
+from sweep.engine.baselines import planned_baselines
 from sweep.engine.experiment import (
     ended_trials,
     fit,
@@ -23,20 +26,35 @@ from sweep.engine.experiment import (
     tune_storage,
     tuner_settings,
 )
+from sweep.engine.generation import Generation
 from sweep.engine.progress import ProgressCallback
 from sweep.engine.recording import ResultsCallback
 from sweep.engine.repair import repair_unrecorded
 from sweep.engine.searcher import search_config
 from sweep.engine.session import Echo, quiet_tune, trial_slots
 from sweep.engine.storage import filesystem
+from sweep.engine.study import proposals_made
+from sweep.engine.todo import trials_to_run
 from sweep.engine.waiting import gave_up
-from sweep.engine.worker import dataset_key
 from sweep.errors import Interrupted, UserError
-from sweep.plans.baselines import baseline_trials
 from sweep.plans.types import PlannedTrial, planned_entry
 from sweep.spec import SweepSpec
 from sweep.store import ResultsStore
-from sweep.store.summary import is_feasible, pareto_keys
+from sweep.store.summary import pareto_keys
+
+# A stage's experiment folders: NAME, NAME.baselines, NAME.grow-G, NAME.grow-G.baselines, each maybe .repair
+_SUFFIX = re.compile(r"(\.grow-\d+)?(\.baselines)?(\.repair)?")
+FIRST_RUN = Generation()
+# What reading a saved Tune state that a killed driver left half-written raises
+UNREADABLE_STATE = (
+    ValueError,
+    EOFError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    OSError,
+    pickle.UnpicklingError,
+)
 
 
 def run_stage(
@@ -47,28 +65,27 @@ def run_stage(
     planned: list[PlannedTrial],
     echo: Echo,
     resume: bool,
+    generation: Generation = FIRST_RUN,
 ) -> int:
     """Run one stage; return how many of its proposals were replays (configurations proposed again)."""
-    experiment = experiment_name(spec, stage)
+    experiment = experiment_name(spec, stage, generation.number)
     storage = tune_storage(spec, store)
     path = f"{storage.rstrip('/')}/{experiment}"
     trainable = make_trainable(spec, data, checkpoints=path)
     ended_before: frozenset[str] = frozenset()
-    if resume and tune.Tuner.can_restore(path):
-        echo(f"resuming {experiment} from {path}")
-        ended_before = ended_trials(path)
-        with quiet_tune():  # restoring reads no result.json (we write none) and would warn per trial
-            tuner = tune.Tuner.restore(
-                path, trainable=trainable, resume_unfinished=True, resume_errored=False
-            )
+    tuner = _restored(path, trainable, echo) if resume and tune.Tuner.can_restore(path) else None
+    if tuner is not None:
+        tuner, ended_before = tuner
     else:
         if stage == "baselines":
-            planned = _baselines(spec, store, data, echo)
-        tuner = _new_tuner(spec, store, stage, data, planned, trainable, experiment, echo)
+            planned = planned_baselines(spec, store, data, echo)
+        tuner = _new_tuner(spec, store, stage, data, planned, trainable, generation, echo)
         if tuner is None:
             return 0
     search = spec.kind == "snas" and stage == "main"
-    results = fit(tuner, spec.search.num_samples if search else None, ended_before)
+    results = fit(tuner, ended_before)
+    if results is not None and search and proposals_made(spec, store) < spec.search.num_samples:
+        results = None  # stopped before the searcher made every proposal
     if results is None:
         lacking = gave_up(experiment)
         if lacking:
@@ -86,19 +103,49 @@ def run_stage(
     return sum(1 for result in results if (result.metrics or {}).get("replayed"))
 
 
+def _restored(path: str, trainable: object, echo: Echo) -> tuple[tune.Tuner, frozenset[str]] | None:
+    """The stage's Tune run as it was saved, or None when its saved state cannot be read (a driver killed
+    while Tune wrote it): the stage then starts again, skipping finished trials, and each trial cut short
+    continues from its own checkpoint."""
+    try:
+        ended_before = ended_trials(path)
+        with quiet_tune():  # restoring reads no result.json (we write none) and would warn per trial
+            tuner = tune.Tuner.restore(
+                path, trainable=trainable, resume_unfinished=True, resume_errored=False
+            )
+    except UNREADABLE_STATE as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        echo(
+            f"the Tune state in {path} cannot be read ({reason}); starting the stage again: finished trials "
+            "are skipped, and trials cut short continue from their checkpoints"
+        )
+        return None
+    echo(f"resuming {path.rpartition('/')[2]} from {path}")
+    return tuner, ended_before
+
+
 def forget_experiments(spec: SweepSpec, store: ResultsStore) -> None:
-    """Delete the Tune state and checkpoints left under this sweep's experiment names."""
+    """Delete the Tune state and checkpoints left under this sweep's experiment names (any growth's)."""
     storage = tune_storage(spec, store)
     fs, base = filesystem(storage)
-    for stage in ("main", "baselines"):
-        for experiment in (experiment_name(spec, stage), f"{experiment_name(spec, stage)}.repair"):
-            path = f"{base.rstrip('/')}/{experiment}"
-            if fs.get_file_info(path).type == pafs.FileType.Directory:
-                fs.delete_dir(path)
+    listing = fs.get_file_info(pafs.FileSelector(base.rstrip("/"), allow_not_found=True))
+    for info in listing:
+        name = info.base_name
+        ours = name.startswith(spec.name) and _SUFFIX.fullmatch(name[len(spec.name) :])
+        if info.type == pafs.FileType.Directory and ours:
+            fs.delete_dir(info.path)
 
 
-def experiment_name(spec: SweepSpec, stage: str) -> str:
-    return spec.name if stage == "main" else f"{spec.name}.{stage}"
+def experiment_name(spec: SweepSpec, stage: str, generation: int = 0) -> str:
+    """`NAME` and `NAME.baselines` for the first run; each growth's own, `NAME.grow-G[.baselines]`."""
+    name = spec.name if not generation else f"{spec.name}.grow-{generation}"
+    return name if stage == "main" else f"{name}.baselines"
+
+
+def experiments_of(spec: SweepSpec, stage: str, generation: int) -> tuple[str, ...]:
+    """Every experiment (repairs included) of a stage up to `generation`: where its checkpoints may be."""
+    names = [experiment_name(spec, stage, g) for g in range(generation, -1, -1)]
+    return tuple(f"{name}{suffix}" for name in names for suffix in ("", ".repair"))
 
 
 def _new_tuner(
@@ -108,51 +155,34 @@ def _new_tuner(
     data: Mapping[str, ArrayDataset],
     planned: list[PlannedTrial],
     trainable: object,
-    experiment: str,
+    generation: Generation,
     echo: Echo,
 ) -> tune.Tuner | None:
+    experiment = experiment_name(spec, stage, generation.number)
     budget = spec.search.max_active_weights if spec.kind == "snas" else None
     metric = spec.search.metric if spec.kind == "snas" else "test_acc"
     settings = tuner_settings(spec)
     if spec.kind == "snas" and stage == "main":
         settings["max_concurrent_trials"] = spec.ray.max_concurrent_trials or trial_slots(spec)
-        progress = ProgressCallback(spec.search.num_samples, metric, echo, budget, spec.ray.max_failures)
+        tune_config = search_config(spec, store, data, settings, echo, generation)
+        if tune_config is None:
+            return None
+        progress = ProgressCallback(tune_config.num_samples, metric, echo, budget, spec.ray.max_failures)
+        recording = ResultsCallback(store.root, spec.name, budget)
         return tune.Tuner(
             trainable,
-            run_config=run_config(
-                spec, store, experiment, [ResultsCallback(store.root, spec.name, budget), progress]
-            ),
-            tune_config=search_config(spec, store, data, settings, echo),
+            run_config=run_config(spec, store, experiment, [recording, progress]),
+            tune_config=tune_config,
         )
-    done = {r["trial_key"] for r in store.rows("trials", spec.name) if r["status"] == "done"}
-    todo, seen = [], set(done)
-    for item in planned:  # each trial once, whatever the grid repeats
-        if item.config.key not in seen:
-            seen.add(item.config.key)
-            todo.append(item)
-    skipped = sum(1 for item in planned if item.config.key in done)
-    if skipped:
-        echo(f"{skipped} of {len(planned)} planned trials are done already; running {len(todo)}")
+    experiments = experiments_of(spec, stage, generation.number)
+    todo = trials_to_run(
+        store, spec.name, planned, generation.number, list(generation.earlier_epochs), experiments, echo
+    )
     if not todo:
         return None
     progress = ProgressCallback(len(todo), metric, echo, max_failures=spec.ray.max_failures)
     callbacks = [ResultsCallback(store.root, spec.name), progress]
     return grid_tuner(spec, store, trainable, [planned_entry(p) for p in todo], experiment, callbacks)
-
-
-def _baselines(
-    spec: SweepSpec, store: ResultsStore, data: Mapping[str, ArrayDataset], echo: Echo
-) -> list[PlannedTrial]:
-    arrays = data[dataset_key(spec.dataset)]
-    rows = [r for r in store.rows("trials", spec.name) if r["role"] in ("search", "warm_start")]
-    usable = [r for r in rows if r["status"] == "done" and r.get(spec.search.metric) is not None]
-    usable = [r for r in usable if is_feasible(r)]
-    if not usable:
-        echo("no finished search trial: no baselines to train")
-        return []
-    best = max(usable, key=lambda r: r[spec.search.metric])
-    echo(f"training the baselines at the best trial's {best['active_weights']:,} active weights")
-    return baseline_trials(best, arrays.input_shape, arrays.num_classes, spec.search.baseline_seeds)
 
 
 def _mark_pareto(store: ResultsStore, spec: SweepSpec) -> None:

@@ -15,17 +15,26 @@ import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sweep.core.data import ArrayDataset, load_arrays
+from sweep.engine.growth import (
+    check_growth,
+    finish_generation,
+    first_state,
+    generation,
+    grown_state,
+    stage_generation,
+)
 from sweep.engine.lease import DriverLease, driver_lease
 from sweep.engine.repair import unrecorded_trials
 from sweep.engine.session import Echo, ray_session, stop_tune_run
-from sweep.engine.stage import experiment_name, forget_experiments, run_stage
+from sweep.engine.stage import experiments_of, forget_experiments, run_stage
 from sweep.engine.worker import dataset_key
 from sweep.errors import Interrupted, ResultsError, UserError
 from sweep.plans.plan import planned_trials
 from sweep.plans.types import PlannedTrial
-from sweep.spec import SweepSpec, changes, config_to_dict, parse_spec
+from sweep.spec import SweepSpec, config_to_dict, parse_spec
 from sweep.store import ResultsStore
 from sweep.store.compaction import compact, compaction_line
 
@@ -40,6 +49,13 @@ class SweepResult:
     ran: bool = True  # False when the sweep was complete already and nothing ran
     replayed: int = 0  # proposals a search made again, answered with their earlier result
     peak_mb: float = 0.0  # the driver's peak resident memory
+    started_at: datetime | None = None  # when this run began: the trials that ended since are its own
+
+    @property
+    def trained(self) -> list[dict]:
+        """The trials this run trained (or recorded)."""
+        start = self.started_at
+        return [t for t in self.trials if start is None or (t["ended_at"] and t["ended_at"] >= start)]
 
 
 def run_sweep(
@@ -58,15 +74,21 @@ def run_sweep(
                 f"sweep {spec.name} in {results} was interrupted{gone}; no driver runs it now: continue it "
                 f"with 'sweep resume {spec.name} --results {results}'"
             )
+        _check_warm_start_sources(spec, store, results)
         if state:
-            _check_unchanged(parse_spec(state["spec"]), spec, results)
-        if state and spec.kind == "snas":
-            echo(f"sweep {spec.name} is already complete in {results}")
-            return _run(spec, store, state, address, echo, lease, resume=False, compaction=compaction)
-        state = {"name": spec.name, "spec": config_to_dict(spec), "stage": "main"}
-        if not store.sweep_state(spec.name):  # Tune state or a journal no sweep state vouches for is an
-            forget_experiments(spec, store)  # older sweep's of the same name: its checkpoints must not
-            store.discard_study(spec.name)  # stand in for this sweep's trials
+            grown = check_growth(state, spec, results)
+            if grown.grows:
+                state = grown_state(state, spec, grown, store)
+                echo(f"growing sweep {spec.name} (growth {generation(state)}): {grown.describe()}")
+            elif spec.kind == "snas" or _all_done(spec, store):
+                echo(f"sweep {spec.name} is already complete in {results}")
+                return _run(spec, store, state, address, echo, lease, resume=False, compaction=compaction)
+            else:  # trials of the plan that failed or never ran: run them, in the same generation
+                state = {**state, "spec": config_to_dict(spec), "stage": "main"}
+        else:  # Tune state or a journal no sweep state vouches for is an older sweep's of the same name:
+            forget_experiments(spec, store)  # its checkpoints must not stand in for this sweep's trials
+            store.discard_study(spec.name)
+            state = first_state(spec, "run", store)
         return _run(spec, store, state, address, echo, lease, resume=False, compaction=compaction)
 
 
@@ -86,24 +108,35 @@ def resume_sweep(
         store.check_readable(name)  # a damaged table stops the resume here, before anything changes
         spec = parse_spec(state["spec"])
         if state["stage"] == "done":
-            missing = unrecorded_trials(spec, store, [experiment for _, experiment in stages(spec)])
+            number = generation(state)
+            experiments = [e for stage in stages(spec) for e in experiments_of(spec, stage, number)]
+            missing = unrecorded_trials(spec, store, experiments)
             if not missing:
                 echo(f"sweep {name} is already complete")
                 return _run(spec, store, state, address, echo, lease, resume=True, compaction=compaction)
             echo(f"sweep {name} is complete, but {missing} of its trials lack rows: recording them again")
-            state = {**state, "stage": stages(spec)[0][0]}
+            state = {**state, "stage": stages(spec)[0]}
         return _run(spec, store, state, address, echo, lease, resume=True, compaction=compaction)
 
 
-def _check_unchanged(old: SweepSpec, new: SweepSpec, results: str) -> None:
-    """A sweep's results come from one spec: a changed spec under the same name would mix two sweeps."""
-    differences = changes(old, new)
-    if differences:
-        listed = "; ".join(map(str, differences))
-        raise UserError(
-            f"sweep {new.name} already ran in {results} with another spec ({listed}); "
-            "give this one another name (--set name=...)"
-        )
+def _all_done(spec: SweepSpec, store: ResultsStore) -> bool:
+    rows = store.read("trials", spec.name, columns=["trial_key", "status"]).to_pylist()
+    done = {row["trial_key"] for row in rows if row["status"] == "done"}
+    return all(item.config.key in done for item in planned_trials(spec))
+
+
+def _check_warm_start_sources(spec: SweepSpec, store: ResultsStore, results: str) -> None:
+    """The sweeps a search starts from are in the same results store, and are not itself."""
+    names = spec.search.warm_start_from if spec.search else ()
+    known = set(store.sweeps())
+    for name in names:
+        if name == spec.name:
+            raise UserError(f"search.warm_start_from: {name!r} is this sweep itself; name earlier sweeps")
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise UserError(
+                f"search.warm_start_from: no sweep named {name!r} in {results} (sweeps there: {listed})"
+            )
 
 
 def _run(
@@ -116,9 +149,9 @@ def _run(
     resume: bool,
     compaction: bool = True,
 ) -> SweepResult:
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), datetime.now(UTC)
     planned = planned_trials(spec)
-    names = [stage for stage, _ in stages(spec)]
+    names = stages(spec)
     todo = names[names.index(state["stage"]) :] if state["stage"] in names else []
     replayed = 0
     if todo:
@@ -130,12 +163,14 @@ def _run(
                     state["stage"] = stage
                     store.save_sweep_state(state)
                     try:
-                        replayed += run_stage(spec, store, stage, data, planned, echo, resume=resume)
+                        now = stage_generation(state)
+                        replayed += run_stage(spec, store, stage, data, planned, echo, resume, now)
                     except Interrupted:
                         lease.check()  # the lease was lost: say so, not "interrupted"
                         raise
         lease.check()
         state["stage"] = "done"
+        finish_generation(state, store)
         store.save_sweep_state(state)
         try:
             if compaction:
@@ -145,13 +180,13 @@ def _run(
     rows = store.rows("trials", spec.name)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     wall = time.perf_counter() - started
-    return SweepResult(spec.name, state["spec"], store.root, wall, rows, bool(todo), replayed, peak_mb)
+    ran = bool(todo)
+    return SweepResult(spec.name, state["spec"], store.root, wall, rows, ran, replayed, peak_mb, started_at)
 
 
-def stages(spec: SweepSpec) -> list[tuple[str, str]]:
-    """A sweep's stages in order, each with the name of its Tune experiment."""
-    names = ["main", "baselines"] if spec.kind == "snas" and spec.search.baselines else ["main"]
-    return [(stage, experiment_name(spec, stage)) for stage in names]
+def stages(spec: SweepSpec) -> list[str]:
+    """A sweep's stages in order."""
+    return ["main", "baselines"] if spec.kind == "snas" and spec.search.baselines else ["main"]
 
 
 def _load_data(spec: SweepSpec, planned: list[PlannedTrial]) -> dict[str, ArrayDataset]:

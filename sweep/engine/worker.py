@@ -42,14 +42,17 @@ def run_planned_trial(config: dict, data: Mapping[str, ArrayDataset], threads: i
         return
     trial = parse_trial(config[PLANNED]["config"])
     torch.set_num_threads(threads)
-    state = latest_state(checkpoints, trial.key)
+    state, continued = latest_state(checkpoints, trial.key), None
+    if state is None:
+        state = _continued_state(config[PLANNED]["meta"], checkpoints)
+        continued = config[PLANNED]["meta"]["continues"] if state is not None else None
     if state is not None and state["epoch"] >= trial.train.epochs:
         # It had finished, but its rows did not all land: report its whole history again, train nothing.
         tune.report(
             {**state["last_report"], "history": state["history"][:-1], "resumed_from": state["epoch"]}
         )
         return
-    reporter = _Reporter(trial, state)
+    reporter = _Reporter(trial, state, continued)
     key = dataset_key(trial.dataset)
     data_on_device = on_device(key, data[key], resolve_device(trial.train.device))
     train_trial(trial, data=data_on_device, on_epoch=reporter.on_epoch, resume=state)
@@ -58,9 +61,10 @@ def run_planned_trial(config: dict, data: Mapping[str, ArrayDataset], threads: i
 class _Reporter:
     """Turns the trainer's epoch reports into Tune reports, with a checkpoint every `checkpoint_every`."""
 
-    def __init__(self, trial: TrialConfig, state: dict | None) -> None:
-        self.trial = trial
+    def __init__(self, trial: TrialConfig, state: dict | None, continued: str | None = None) -> None:
+        self.trial, self.continued = trial, continued
         self.started = state["trial_started"] if state else time.time()
+        self.resumed_at, self.elapsed_before = time.time(), state.get("elapsed_s", 0.0) if state else 0.0
         self.resumed_from = state["epoch"] if state else None
         self.history: list[dict] = list(state["history"]) if state else []  # every report so far
         self.unsent = len(self.history)  # the restored history goes to the driver with the first report
@@ -76,8 +80,10 @@ class _Reporter:
             "epochs_total": facts.epochs_total,
             "trial_key": self.trial.key,
             "trial_started": self.started,
+            "elapsed_s": self.elapsed_before + time.time() - self.resumed_at,  # training, not waiting
             "node_id": self.node_id,
             "resumed_from": self.resumed_from,
+            "continued_from": self.continued,  # the shorter trial a longer run continues, if it did
         }
         last = dict(result)
         if self.unsent:
@@ -89,6 +95,7 @@ class _Reporter:
         state = {
             **report.capture(),
             "trial_started": self.started,
+            "elapsed_s": result["elapsed_s"],
             "history": self.history,
             "last_report": last,
         }
@@ -124,6 +131,19 @@ def latest_state(checkpoints: str, key: str) -> dict | None:
                 return load_state(local)
         except OSError:
             continue
+    return None
+
+
+def _continued_state(meta: Mapping[str, Any], checkpoints: str) -> dict | None:
+    """For a trial that a longer run continues: the shorter trial's last state, from the experiments of the
+    sweep that may hold it (siblings of this stage's folder)."""
+    if not meta.get("continues"):
+        return None
+    parent = checkpoints.rstrip("/").rpartition("/")[0]
+    for experiment in meta.get("continues_in") or ():
+        state = latest_state(f"{parent}/{experiment}", meta["continues"])
+        if state is not None:
+            return state
     return None
 
 

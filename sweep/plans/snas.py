@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 
 from sweep.core.masks import active_weights, erk_densities
@@ -40,6 +41,7 @@ class SearchTemplate:
     num_classes: int
     max_active_weights: int | None = None
     warm_starts: tuple[tuple[tuple[str, Any], ...], ...] = ()
+    generation: int = 0  # the growth of the sweep whose trials this template makes
 
     def allocation(self, params: Mapping[str, Any]) -> tuple[list[int], list[float]]:
         """Hidden widths and per-layer densities from a set of search parameters."""
@@ -70,7 +72,9 @@ class SearchTemplate:
         return active_weights(densities, weight_shapes(model, self.input_shape, self.num_classes))
 
 
-def make_template(spec: SweepSpec, input_shape: Sequence[int], num_classes: int) -> SearchTemplate:
+def make_template(
+    spec: SweepSpec, input_shape: Sequence[int], num_classes: int, generation: int = 0
+) -> SearchTemplate:
     search = spec.search
     levels = tuple(sorted(set(search.density_levels)))
     template = SearchTemplate(
@@ -81,6 +85,7 @@ def make_template(spec: SweepSpec, input_shape: Sequence[int], num_classes: int)
         tuple(input_shape),
         num_classes,
         search.max_active_weights,
+        generation=generation,
     )
     points = warm_start_points(template, search.warm_start_density) if search.warm_start_density else []
     return dataclasses.replace(template, warm_starts=tuple(tuple(sorted(p.items())) for p in points))
@@ -103,7 +108,8 @@ def define_space(trial: optuna.Trial, template: SearchTemplate) -> dict[str, Any
     config = template.config(params)
     trial.set_user_attr("trial_key", config.key)  # the study names each trial's rows in the tables
     trial.set_user_attr("role", role)
-    return {PLANNED: planned_entry(PlannedTrial(config, TrialMeta("snas", role)))}
+    meta = TrialMeta("snas", role, generation=template.generation)
+    return {PLANNED: planned_entry(PlannedTrial(config, meta))}
 
 
 def warm_start_points(template: SearchTemplate, density: float) -> list[dict[str, Any]]:
@@ -135,18 +141,44 @@ class Objective:
     mode: str | list[str]
 
 
-def make_sampler(search: SearchSpec) -> tuple[optuna.samplers.BaseSampler, Objective]:
-    """The Optuna sampler a search asks for, seeded, and the objective it optimises."""
+def sampler_settings(search: SearchSpec) -> dict[str, int]:
+    """The sampler's settings that follow the number of samples: derived once, when a search first runs, and
+    kept as they were when it grows (TPE's random startup trials, NSGA-II's population)."""
     if search.sampler == "nsga2":
-        population = min(50, max(4, search.num_samples // 3))
-        sampler = optuna.samplers.NSGAIISampler(seed=search.seed, population_size=population)
-        return sampler, Objective([search.metric, "active_weights"], ["max", "min"])
+        return {"population_size": min(50, max(4, search.num_samples // 3))}
     if search.sampler == "tpe":
-        startup = max(2, min(10, search.num_samples // 4))
-        return optuna.samplers.TPESampler(seed=search.seed, n_startup_trials=startup), Objective(
-            search.metric, "max"
-        )
-    return optuna.samplers.RandomSampler(seed=search.seed), Objective(search.metric, "max")
+        return {"n_startup_trials": max(2, min(10, search.num_samples // 4))}
+    return {}
+
+
+def objective(search: SearchSpec) -> Objective:
+    """What the sampler optimises: NSGA-II also minimises the active weights."""
+    if search.sampler == "nsga2":
+        return Objective([search.metric, "active_weights"], ["max", "min"])
+    return Objective(search.metric, "max")
+
+
+def make_sampler(
+    search: SearchSpec, settings: Mapping[str, int] | None = None, seed: int | None = None
+) -> tuple[optuna.samplers.BaseSampler, Objective]:
+    """The Optuna sampler a search asks for, seeded, and the objective it optimises. A search that grows
+    passes the settings it first ran with, and a seed of its own (`continuation_seed`)."""
+    settings = sampler_settings(search) if settings is None else settings
+    seed = search.seed if seed is None else seed
+    samplers = {
+        "nsga2": optuna.samplers.NSGAIISampler,
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+    }
+    return samplers[search.sampler](seed=seed, **settings), objective(search)
+
+
+def continuation_seed(seed: int, proposals: int) -> int:
+    """The sampler's seed once `proposals` trials are in its study: a seeded sampler that starts again over
+    the same study must not draw its first proposals again."""
+    if proposals == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, proposals]).generate_state(1)[0])
 
 
 def within_budget(active_weights: int | None, budget: int | None) -> bool:

@@ -18,11 +18,16 @@ PLANNED = "sweep_trial"
 
 @dataclass(frozen=True)
 class TrialMeta:
-    """Where a trial sits in its sweep."""
+    """Where a trial sits in its sweep: its kind and role, its partner, the growth of the sweep that first
+    trained it (0: the first run), and, for a trial a longer run continues, the trial it continues (its key)
+    and the Tune experiments that may hold that trial's checkpoints."""
 
     kind: str = "single"
     role: str | None = None
     pair_id: str | None = None
+    generation: int = 0
+    continues: str | None = None
+    continues_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,3 +41,10 @@ class PlannedTrial:
 def planned_entry(planned: PlannedTrial) -> dict[str, Any]:
     """A planned trial as plain data for a Tune config."""
     return {"config": config_to_dict(planned.config), "meta": dataclasses.asdict(planned.meta)}
+
+
+def entry_meta(entry: dict[str, Any]) -> TrialMeta:
+    """The `TrialMeta` of a planned entry (Tune's saved state may hold lists where the meta has tuples)."""
+    meta = dict(entry["meta"])
+    meta["continues_in"] = tuple(meta.get("continues_in") or ())
+    return TrialMeta(**meta)

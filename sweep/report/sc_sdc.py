@@ -21,8 +21,11 @@ def sc_sdc_section(trials: pd.DataFrame, cells: list[str], out: Path) -> Section
         section.lines.append("No pair has both its sparse and its dense trial done yet: nothing to compare.")
         return section
     verdicts = pair_verdicts(pairs, cells)
-    section.tables.append(("sc_sdc_tests", verdicts))
     by_width = pair_verdicts(pairs, [*cells, "dense_width"]).iloc[:-1]  # its last row repeats "all"
+    grown = int(verdicts["added_later"].iloc[-1])
+    if not grown:  # the column marks the pairs growths added: none here
+        verdicts, by_width = verdicts.drop(columns="added_later"), by_width.drop(columns="added_later")
+    section.tables.append(("sc_sdc_tests", verdicts))
     section.tables.append(("sc_sdc_by_width", by_width))
     points = _accuracy_points(trials, cells)
     section.tables.append(("sc_sdc_points", points))
@@ -37,6 +40,14 @@ def sc_sdc_section(trials: pd.DataFrame, cells: list[str], out: Path) -> Section
         "`sc_sdc_by_width` repeats the tests for each width of the dense partner (that is, each capacity). "
         "The figure's lines are means over seeds and the bands span the lowest to the highest seed.",
     ]
+    if grown:
+        where = f", in {int((verdicts['added_later'].iloc[:-1] > 0).sum())} cells" if cells else ""
+        section.lines.append(
+            f"**Grown after the first run:** {grown} of the {int(overall['pairs'])} pairs were added when "
+            f"the sweep grew (`added_later`{where}; `sweep status` lists the growths). Adding seeds or "
+            "cells after looking at a p-value inflates the false-positive rate: read the p-values of cells "
+            "with `added_later` above 0 as exploratory, and confirm them on a fresh sweep."
+        )
     return section
 
 
@@ -57,7 +68,14 @@ def paired_accuracies(trials: pd.DataFrame, cells: Sequence[str]) -> pd.DataFram
     frame["sparse_acc"] = sparse.loc[common, "test_acc"]
     frame["dense_acc"] = dense.loc[common, "test_acc"]
     frame["dense_width"] = dense.loc[common, "widths"].map(lambda w: int(w[0]))
+    frame["added_later"] = _grown(sparse.loc[common]) | _grown(dense.loc[common])
     return frame.reset_index()
+
+
+def _grown(trials: pd.DataFrame) -> pd.Series:
+    """Trials a growth of the sweep added (after its first run)."""
+    generation = trials["generation"] if "generation" in trials else pd.Series(0, index=trials.index)
+    return generation.fillna(0).astype(int).gt(0)
 
 
 def pair_verdicts(pairs: pd.DataFrame, cells: Sequence[str]) -> pd.DataFrame:
@@ -79,6 +97,7 @@ def _paired_test(pairs: pd.DataFrame) -> dict:
     p_wilcoxon = stats.wilcoxon(diff, alternative="greater").pvalue if len(nonzero) else 1.0
     return {
         "pairs": len(diff),
+        "added_later": int(pairs["added_later"].sum()) if "added_later" in pairs else 0,
         "sparse_wins": wins / len(diff),
         "sparse_acc": pairs["sparse_acc"].mean(),
         "dense_acc": pairs["dense_acc"].mean(),

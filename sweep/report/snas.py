@@ -38,7 +38,13 @@ def snas_section(trials: pd.DataFrame, metric: str, out: Path) -> Section:
         return section
     best = feasible.sort_values(metric, ascending=False).head(TOP)
     section.figure = "snas.png"
-    finished = trials[trials["status"].eq("done")]
+    superseded = trials.get("superseded", pd.Series(False, index=trials.index)).fillna(False).astype(bool)
+    finished = trials[trials["status"].eq("done") & ~superseded]
+    if superseded.any():
+        section.lines.append(
+            f"{int(superseded.sum())} baselines of an earlier best trial, superseded when the search grew "
+            "and found another, are left out (their rows stay in the tables, with `superseded` true)."
+        )
     baselines = finished[finished["role"].fillna("").str.startswith("baseline_")]
     reseeded = finished[finished["role"].eq("best_reseeded")]
     paired = done[done["trial_key"].isin(baselines["pair_id"])]  # the trial the baselines were sized on

@@ -133,7 +133,9 @@ _BOUNDS = (
 
 def _describe(hint: Any) -> str:
     if typing.get_origin(hint) is tuple:
-        return f"a list of {_describe(typing.get_args(hint)[0])}s"
+        plural = {int: "integers", float: "numbers", bool: "true or false values", str: "strings"}
+        item = typing.get_args(hint)[0]
+        return f"a list of {plural.get(item, _describe(item))}"
     if dataclasses.is_dataclass(hint):
         return "a mapping"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))

@@ -140,6 +140,8 @@ def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
         raise SpecError(
             f"search.baseline_seeds: {list(spec.search.baseline_seeds)} needs search.baselines: true"
         )
+    for name in spec.search.warm_start_from if spec.search is not None else ():
+        check_sweep_name(name, "search.warm_start_from")
     if spec.kind in ("sc_sdc", "grid"):
         spec = dataclasses.replace(spec, grid=_check_grid(spec.grid or GridSpec(), spec.kind))
     return spec

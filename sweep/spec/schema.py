@@ -151,6 +151,7 @@ class SearchSpec:
     seed: int = field(default=0, metadata=_opt(ge=0, le=MAX_SEED))
     baselines: bool = False
     baseline_seeds: tuple[int, ...] = field(default=(), metadata=_opt(ge=0, le=MAX_SEED))
+    warm_start_from: tuple[str, ...] = ()  # earlier sweeps in the same results whose trials seed the sampler
 
 
 @dataclass(frozen=True)

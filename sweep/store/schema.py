@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = (
-    "2"  # 2 adds trials.node_id, attempts, method, scope, method_settings; epochs.level; layers.mask_changed
-)
+# 2 adds trials.node_id, attempts, method, scope, method_settings; epochs.level; layers.mask_changed.
+# 3 adds trials.generation and superseded (sweeps that grow).
+SCHEMA_VERSION = "3"
 _f64, _i64, _str, _bool = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 _time = pa.timestamp("us", tz="UTC")
 
@@ -73,6 +73,8 @@ TRIALS = pa.schema(
         ("gf2_mean", _f64),
         ("pareto", _bool),
         ("feasible", _bool),
+        ("generation", _i64),
+        ("superseded", _bool),
         ("wall_s", _f64),
         ("device", _str),
         ("node", _str),

@@ -25,7 +25,9 @@ LEADERBOARD = (
 
 def leaderboard(rows: Sequence[dict], metric: str, top: int = 10) -> pd.DataFrame:
     """The best trials by `metric`, with the columns people compare first. Failed trials, and SNAS trials
-    over the search's active-weight budget (`feasible` false), come last."""
+    over the search's active-weight budget (`feasible` false), come last; superseded baselines are left
+    out."""
+    rows = [row for row in rows if not row.get("superseded")]
     if not rows:
         return pd.DataFrame(columns=["rank", *LEADERBOARD])
     frame = pd.DataFrame(list(rows))
@@ -72,6 +74,7 @@ def status_table(rows_by_sweep: dict[str, list[dict]], states: dict[str, dict]) 
                 "stage": {"done": "complete", None: "-"}.get(
                     state.get("stage"), f"{state.get('stage')}: running or interrupted"
                 ),
+                "growths": int(state.get("generation") or 0),
                 "trials": len(rows),
                 **{status: int(counts.get(status, 0)) for status in ("done", "stopped", "diverged", "error")},
                 "best": f"{metric} {max(scores):.4f}" if scores else "-",
@@ -81,9 +84,28 @@ def status_table(rows_by_sweep: dict[str, list[dict]], states: dict[str, dict]) 
     return pd.DataFrame(lines)
 
 
+def history_lines(state: Mapping[str, Any]) -> list[str]:
+    """A sweep's runs, one line each: the first run and every growth, with what changed, how many trials
+    it added and trained, and the versions it ran with."""
+    lines = []
+    for entry in state.get("history") or []:
+        what = "; ".join(entry["changes"]) if entry["changes"] else "the first run"
+        added, trained = entry.get("trials_added"), entry.get("trials_trained")
+        count = f"{added} trials added, {trained} trained" if added is not None else "running or interrupted"
+        versions = ", ".join(f"{name} {v}" for name, v in entry["versions"].items() if v)
+        lines.append(f"  {entry['generation']}  {entry['started_at'][:19]}  {what}: {count} ({versions})")
+    return lines
+
+
 def sweep_metric(spec: dict, kind: str) -> str:
     """The metric a sweep ranks by: the search's for SNAS, test accuracy otherwise."""
     return (spec.get("search") or {}).get("metric", "val_acc") if kind == "snas" else "test_acc"
+
+
+def best_row(rows: Sequence[Mapping[str, Any]], metric: str) -> Mapping[str, Any]:
+    """The best of finished rows by `metric`; a tie goes to fewer active weights, then to the lower key (so
+    the best stays the best when a sweep grows and its rows come in another order)."""
+    return min(rows, key=lambda r: (-r[metric], r.get("active_weights") or 0, r["trial_key"]))
 
 
 def is_feasible(row: Mapping[str, Any]) -> bool:

@@ -11,6 +11,7 @@ a pyarrow.fs URI (s3://, gs://).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -70,6 +71,12 @@ class ResultsStore:
             self.fs.move(temporary, final)
         except OSError as exc:
             raise ResultsError(f"cannot write {final}: {_reason(exc)}") from None
+
+    def forget_trial(self, sweep: str, trial_key: str) -> None:
+        """Take a trial's rows out of every table: an empty file of its own overrides any it had, compacted
+        or not (a longer run of the trial, under its new key, holds them all)."""
+        for table in TABLES:
+            self.write(table, sweep, trial_key, [])
 
     def write_text(self, relative: str, text: str) -> None:
         """Atomically write a small text file (sweep bookkeeping) under the root."""
@@ -146,12 +153,17 @@ class ResultsStore:
         """The trial keys a sweep has rows for in a table."""
         return set(self.read(table, sweep, columns=["trial_key"]).column("trial_key").to_pylist())
 
-    def study_journal(self, sweep: str) -> str | None:
-        """The local file of a search's Optuna journal, beside the sweep's state (None off a local disk)."""
-        if not isinstance(self.fs, pafs.LocalFileSystem):
-            return None
-        os.makedirs(f"{self.base}/_sweeps", exist_ok=True)
-        return f"{self.base}/_sweeps/{sweep}.optuna.log"
+    def study_journal(self, sweep: str) -> str:
+        """The local file of a search's Optuna journal (Optuna's journal needs a local file): beside the
+        sweep's state on a local disk, else in this machine's cache, one folder per results store."""
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            folder = f"{self.base}/_sweeps"
+        else:
+            cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+            store = hashlib.sha256(self.root.encode()).hexdigest()[:16]
+            folder = os.path.join(cache, "sparse-sweep", "journals", store)
+        os.makedirs(folder, exist_ok=True)
+        return f"{folder}/{sweep}.optuna.log"
 
     def discard_study(self, sweep: str) -> None:
         journal = self.study_journal(sweep)
