@@ -3,7 +3,9 @@
 It counts the trials the spec plans (grid cells × seeds, a search's samples and baselines), how many are
 done already in the tables, the trials each concurrent slot takes, and estimates the wall time from the
 tables' own `epochs.seconds` of similar trials: the same data set, subset, architecture, batch size and
-mask method; failing that, the same data set and family, scaled by the number of weights.
+mask method; failing that, the same data set and family, scaled by the number of weights. Against a sweep
+that ran, it says how the spec grows it (or refuses, as `sweep run` would), and a trial that a longer run
+continues counts only its new epochs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sweep.core.data import SHAPES
 from sweep.core.masks.methods import planned_epochs
 from sweep.core.models import weight_shapes
 from sweep.engine.clock import duration
+from sweep.engine.growth import check_growth, stage_generation
+from sweep.plans.continuation import shorter_trials
 from sweep.plans.plan import planned_trials
 from sweep.spec import SweepSpec, TrialConfig
 from sweep.store import ResultsStore, query
@@ -31,6 +35,8 @@ class Forecast:
     slots_basis: str
     trial_seconds: float | None
     basis: str
+    growth: str | None = None
+    continued: int = 0
 
     @property
     def todo(self) -> int:
@@ -40,27 +46,61 @@ class Forecast:
 def forecast(spec: SweepSpec, results: str, address: str | None) -> Forecast:
     store = ResultsStore(results)
     done_keys = _done(store, spec.name)
+    state = store.sweep_state(spec.name) if store.exists() else None
+    grown = check_growth(state, spec, results) if state else None
+    continued: dict[str, tuple[str, int]] = {}
     if spec.kind == "snas":
         configs = [spec.trial] * spec.search.num_samples
         planned, detail = _search_counts(spec)
         done = min(planned, len(done_keys))
-        todo = configs[: max(0, planned - done)]
+        todo = [(config, planned_epochs(config)) for config in configs[: max(0, planned - done)]]
     else:
-        trials = {p.config.key: p.config for p in planned_trials(spec)}
+        items = planned_trials(spec)
+        trials = {p.config.key: p.config for p in items}
         planned, detail = len(trials), _grid_detail(spec, len(trials))
         done = len(done_keys & set(trials))
-        todo = [config for key, config in trials.items() if key not in done_keys]
+        earlier = list(stage_generation(state).earlier_epochs) if state else []
+        if grown and grown.epochs:
+            earlier.append(grown.epochs[0])
+        continued = shorter_trials(items, earlier, done_keys)
+        todo = [
+            (config, _epochs_left(config, continued))
+            for key, config in trials.items()
+            if key not in done_keys
+        ]
     slots, slots_basis = _slots(spec, address)
     seconds, basis = _trial_seconds(store, todo)
-    return Forecast(planned, detail, done, slots, slots_basis, seconds, basis)
+    described = (grown.describe() if grown.grows else "nothing new") if grown else None
+    return Forecast(
+        planned,
+        detail,
+        done,
+        slots,
+        slots_basis,
+        seconds,
+        basis,
+        described,
+        len(continued.keys() - done_keys),
+    )
+
+
+def _epochs_left(config: TrialConfig, continued: dict[str, tuple[str, int]]) -> int:
+    """The epochs a trial still trains: all of them, or those after the shorter trial it continues."""
+    if config.key not in continued:
+        return planned_epochs(config)
+    return max(0, config.train.epochs - continued[config.key][1])
 
 
 def forecast_lines(spec: SweepSpec, results: str, f: Forecast) -> list[str]:
     lines = [
         f"dry run of sweep {spec.name} ({spec.kind}) in {results}: nothing started, nothing written",
         f"  trials: {f.planned} planned ({f.detail}); {f.done} done already; {f.todo} to run",
-        f"  slots: {f.slots_basis}",
     ]
+    if f.growth is not None:
+        lines.append(f"  grows the sweep that ran: {f.growth}")
+    if f.continued:
+        lines.append(f"  {f.continued} of them continue a shorter trial: only their new epochs would train")
+    lines.append(f"  slots: {f.slots_basis}")
     if f.todo == 0:
         lines.append("  estimate: nothing left to run")
     elif f.trial_seconds is None:
@@ -119,8 +159,9 @@ def _slots(spec: SweepSpec, address: str | None) -> tuple[int | None, str]:
     return slots, f"{slots} at a time on this machine ({cpus} CPUs, {spec.resources.cpu:g} per trial{gpu})"
 
 
-def _trial_seconds(store: ResultsStore, todo: list[TrialConfig]) -> tuple[float | None, str]:
-    """Seconds of training for `todo`, from similar trials' epochs in the tables."""
+def _trial_seconds(store: ResultsStore, todo: list[tuple[TrialConfig, int]]) -> tuple[float | None, str]:
+    """Seconds of training for `todo` (each trial with the epochs it trains), from similar trials' epochs
+    in the tables."""
     if not todo:
         return 0.0, "nothing to run"
     if not store.exists():
@@ -145,7 +186,7 @@ def _trial_seconds(store: ResultsStore, todo: list[TrialConfig]) -> tuple[float 
     for r in rates:
         family[r["dataset"], r["subset"], r["family"]].append(r)
     total, similar, scaled = 0.0, 0, 0
-    for config in todo:
+    for config, epochs in todo:
         model, data = config.model, config.dataset
         subset = data.subset or -1
         signature = _signature(
@@ -153,7 +194,7 @@ def _trial_seconds(store: ResultsStore, todo: list[TrialConfig]) -> tuple[float 
         )
         match = exact.get(signature)
         if match is not None:
-            total += match["fixed_s"] + planned_epochs(config) * match["epoch_s"]
+            total += match["fixed_s"] + epochs * match["epoch_s"]
             similar += match["trials"]
             continue
         near = family.get((data.name, subset, model.family))
@@ -162,7 +203,7 @@ def _trial_seconds(store: ResultsStore, todo: list[TrialConfig]) -> tuple[float 
         weights = sum(math.prod(s) for s in _shapes(config))
         per_weight = sum(r["epoch_s"] / r["weights"] for r in near) / len(near)
         fixed = sum(r["fixed_s"] for r in near) / len(near)
-        total += fixed + planned_epochs(config) * per_weight * weights
+        total += fixed + epochs * per_weight * weights
         scaled += 1
     basis = (
         "from similar trials in the tables (same data, architecture, batch size, method)" if similar else ""

@@ -5,12 +5,13 @@ proposes again what had finished before the interruption. `ReplayingSearcher` wr
 the driver: a proposal whose trial already finished `done` goes to Tune marked as a replay (the worker
 reports the recorded result and trains nothing), and a proposal whose twin is still training waits for it.
 It lives in the driver process, so losing a worker node or an actor loses none of it, and after a resume it
-rebuilds what finished from the tables.
+rebuilds what finished from the tables. A search warm-started from other sweeps (`search.warm_start_from`)
+replays their finished trials too: a configuration one of them trained is not trained again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ray.tune.search import Searcher
@@ -24,10 +25,13 @@ from sweep.store import ResultsStore
 class ReplayingSearcher(Searcher):
     """Wraps `searcher`: at most `total` proposals; a finished configuration is replayed, not retrained."""
 
-    def __init__(self, searcher: Searcher, results: str, sweep: str, total: int) -> None:
+    def __init__(
+        self, searcher: Searcher, results: str, sweep: str, total: int, borrowed: Sequence[str] = ()
+    ) -> None:
         super().__init__(metric=searcher.metric, mode=searcher.mode)
         self.searcher = searcher  # the name Tune looks for when it saves wrapped searchers
         self.results, self.sweep, self.total = results, sweep, total
+        self.borrowed = tuple(borrowed)  # the sweeps it was warm-started from
         self.proposed = 0  # proposals handed to Tune or waiting for their twin
         self.replayed = 0
         self.finished: dict[str, dict] = {}  # trial key -> the result a replay reports
@@ -95,7 +99,9 @@ class ReplayingSearcher(Searcher):
         if self._synced:
             return
         store = ResultsStore(self.results)
-        rows = store.rows("trials", self.sweep) if store.exists() else []
+        rows = []
+        for sweep in (self.sweep, *getattr(self, "borrowed", ())) if store.exists() else ():
+            rows += store.rows("trials", sweep)
         for row in rows:
             if row["status"] == "done":
                 self.finished.setdefault(row["trial_key"], replay_result(row, row["epochs_done"]))

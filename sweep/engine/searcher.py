@@ -60,7 +60,9 @@ def search_config(
     settings_then = generation.sampler_settings
     searcher = make_searcher(spec, template, journal, settings_then, start.seed, start.queue_warm_starts)
     return tune.TuneConfig(
-        search_alg=ReplayingSearcher(searcher, store.root, spec.name, start.proposals_left),
+        search_alg=ReplayingSearcher(
+            searcher, store.root, spec.name, start.proposals_left, search.warm_start_from
+        ),
         scheduler=scheduler,
         num_samples=start.proposals_left,
         **settings,

@@ -16,16 +16,23 @@ from sweep.spec import with_settings
 def continued_keys(
     planned: Iterable[PlannedTrial], earlier_epochs: Sequence[int], finished: set[str]
 ) -> dict[str, str]:
-    """For each planned trial (by key) that continues a finished shorter one, that trial's key; the longest
-    finished length wins."""
+    """For each planned trial (by key) that continues a finished shorter one, that trial's key."""
+    return {key: shorter for key, (shorter, _) in shorter_trials(planned, earlier_epochs, finished).items()}
+
+
+def shorter_trials(
+    planned: Iterable[PlannedTrial], earlier_epochs: Sequence[int], finished: set[str]
+) -> dict[str, tuple[str, int]]:
+    """For each planned trial (by key) that continues a finished shorter one, that trial's key and its
+    epochs; the longest finished length wins."""
     if not earlier_epochs:
         return {}
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, int]] = {}
     for item in planned:
         config = item.config
         for epochs in sorted({e for e in earlier_epochs if e < config.train.epochs}, reverse=True):
             shorter = with_settings(config, {"train.epochs": epochs}).key
             if shorter in finished:
-                found[config.key] = shorter
+                found[config.key] = (shorter, epochs)
                 break
     return found
