@@ -49,11 +49,11 @@ def state_of(results, sweep):
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    """A random search of 4 samples that grew to 7."""
+    """A random search of 8 samples, grown to 12 by the tests."""
     from sweep.cli import main
 
     folder = tmp_path_factory.mktemp("grow-search")
-    results, spec = folder / "r", search_spec(folder, "grow-search", 4)
+    results, spec = folder / "r", search_spec(folder, "grow-search", 8)
     assert main(["run", str(spec), "--results", str(results)]) == 0
     before = trials(results, "grow-search"), state_of(results, "grow-search")
     return folder, results, spec, before
@@ -62,35 +62,37 @@ def searched(tmp_path_factory):
 def test_a_search_grows_by_more_samples_and_keeps_its_study_and_sampler(searched, cli):
     _, results, spec, (first_rows, first_state) = searched
     first_study = [t.params for t in study_of(results, "grow-search").trials]
-    grown = cli("run", spec, "--results", results, "--set", "search.num_samples=7")
+    grown = cli("run", spec, "--results", results, "--set", "search.num_samples=12")
     assert grown.code == 0, grown.err
-    assert "growing sweep grow-search (growth 1): search.num_samples: 4 -> 7" in grown.out
-    assert "searching 3 more of 7 trials" in grown.out
+    assert "growing sweep grow-search (growth 1): search.num_samples: 8 -> 12" in grown.out
+    assert "searching 4 more of 12 trials" in grown.out
 
     study = study_of(results, "grow-search")
     complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
-    assert len(complete) == 7 and all("trial_key" in t.user_attrs for t in complete)
-    new_proposals = [t.params for t in sorted(complete, key=lambda t: t.number)[4:]]
-    assert new_proposals != first_study[:3]  # the sampler continues; it does not draw its first 3 again
+    assert len(complete) == 12 and all("trial_key" in t.user_attrs for t in complete)
+    new_proposals = [t.params for t in sorted(complete, key=lambda t: t.number)[8:]]
+    assert new_proposals != first_study[:4]  # the sampler continues; it does not draw its first 4 again
 
     rows = trials(results, "grow-search")
-    assert len(rows) <= 7 and set(first_rows) <= set(rows)
+    assert len(rows) <= 12 and set(first_rows) <= set(rows)
     added = [row for key, row in rows.items() if key not in first_rows]
-    assert 1 <= len(added) <= 3 and all(row["generation"] == 1 for row in added)
+    assert 1 <= len(added) <= 4 and all(row["generation"] == 1 for row in added)
+    replayed = 4 - len(added)  # a proposal that repeats a trained configuration is replayed, and counted
+    assert replayed == 0 or f"{replayed} proposal" in grown.out
     for key, row in first_rows.items():  # the first run's trials did not train again
         assert rows[key]["started_at"] == row["started_at"] and rows[key]["generation"] == 0
 
     state = state_of(results, "grow-search")
     assert state["sampler"] == first_state["sampler"] and state["generation"] == 1
-    assert [entry["changes"] for entry in state["history"]] == [[], ["search.num_samples: 4 -> 7"]]
+    assert [entry["changes"] for entry in state["history"]] == [[], ["search.num_samples: 8 -> 12"]]
     assert state["history"][1]["trials_added"] == len(added)
     assert state["history"][1]["versions"]["optuna"] == optuna.__version__
 
     status = cli("status", "grow-search", "--results", results)
     assert status.code == 0 and "runs (0: the first; each growth after it):" in status.out
-    assert f"search.num_samples: 4 -> 7: {len(added)} trials added" in status.out
+    assert f"search.num_samples: 8 -> 12: {len(added)} trials added" in status.out
 
-    again = cli("run", spec, "--results", results, "--set", "search.num_samples=7")
+    again = cli("run", spec, "--results", results, "--set", "search.num_samples=12")
     assert again.code == 0 and "already complete" in again.out
     assert len(trials(results, "grow-search")) == len(rows)
 
