@@ -32,9 +32,9 @@ def sweep(*args: object, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=timeout)
 
 
-def done_rows(results: Path, name: str) -> list[dict]:
-    """The sweep's `done` trials rows so far (none while nothing is written)."""
-    if not (results / "trials").exists():
+def done_rows(results: Path | str, name: str) -> list[dict]:
+    """The sweep's `done` trials rows so far (none while nothing is written); `results` a folder or URI."""
+    if "://" not in str(results) and not (Path(results) / "trials").exists():
         return []
     try:
         return [t for t in ResultsStore(results).rows("trials", name) if t["status"] == "done"]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sweep.cli.output import QuietPipe
 from sweep.cli.parser import build_parser
 from sweep.errors import Interrupted, UserError
+from sweep.store.location import is_uri, settle, store_failure
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
@@ -36,6 +37,8 @@ def _run(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "results", None) is not None:  # an S3 query's settings go to the AWS variables
+            args.results = settle(str(args.results))
         return args.handler(args) or 0
     except UserError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
@@ -46,3 +49,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("sweep: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a results store that fails a request (an S3 endpoint away, a refused key)
+        results = getattr(args, "results", None)
+        if results is None or not is_uri(str(results)):
+            raise
+        print(f"sweep: error: results {settle(str(results))}: {store_failure(exc)}", file=sys.stderr)
+        return 2

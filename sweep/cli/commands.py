@@ -11,6 +11,7 @@ import pandas as pd
 
 from sweep.cli.output import print_frame
 from sweep.errors import UserError
+from sweep.store.location import shown
 
 if TYPE_CHECKING:
     from sweep.engine.tuner import SweepResult
@@ -133,7 +134,7 @@ def _finish(result: SweepResult) -> int:
     print(f"tables: {result.results}/{{trials,epochs,layers}}/sweep={name}/")
     print(
         f"""query:  sweep query "SELECT role, avg(test_acc) FROM trials WHERE sweep = '{name}' """
-        f"""GROUP BY role" --results {result.results}"""
+        f"""GROUP BY role" --results {shown(result.results)}"""
     )
     failed = [r for r in result.trials if r["status"] == "error"]
     return 1 if result.trials and len(failed) == len(result.trials) else 0

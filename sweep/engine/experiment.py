@@ -12,11 +12,13 @@ from ray.tune.trainable import wrap_function
 from sweep.core.data import ArrayDataset
 from sweep.engine.checkpoints import CheckpointPruner
 from sweep.engine.session import quiet_tune
+from sweep.engine.storage import tune_location
 from sweep.engine.waiting import ResourceWait
 from sweep.engine.worker import run_planned_trial, trial_dirname, trial_name, with_checkpoint_fallback
 from sweep.plans.types import PLANNED
 from sweep.spec import SweepSpec
 from sweep.store import ResultsStore
+from sweep.store.location import is_uri, settle
 
 
 def make_trainable(spec: SweepSpec, data: Mapping[str, ArrayDataset], checkpoints: str) -> object:
@@ -47,9 +49,11 @@ def grid_tuner(
 def run_config(spec: SweepSpec, store: ResultsStore, experiment: str, callbacks: list) -> tune.RunConfig:
     """Quiet, our callbacks, retries from the latest checkpoint, two checkpoints kept per trial, and a bounded
     wait for resources the cluster lacks."""
+    storage_path, storage_filesystem = tune_location(tune_storage(spec, store))
     return tune.RunConfig(
         name=experiment,
-        storage_path=tune_storage(spec, store),
+        storage_path=storage_path,
+        storage_filesystem=storage_filesystem,
         verbose=0,
         callbacks=[*callbacks, CheckpointPruner(), resource_wait(spec, experiment)],
         failure_config=tune.FailureConfig(max_failures=spec.ray.max_failures),
@@ -87,8 +91,8 @@ def fit(tuner: tune.Tuner, ended_before: frozenset[str] = frozenset()) -> tune.R
 def tune_storage(spec: SweepSpec, store: ResultsStore) -> str:
     """Where Tune keeps the sweep's experiment state and its trials' checkpoints."""
     if spec.ray.storage:
-        return spec.ray.storage
-    return f"{store.root.rstrip('/')}/_tune" if "://" in store.root else os.path.join(store.base, "_tune")
+        return settle(spec.ray.storage, "ray.storage")
+    return f"{store.root.rstrip('/')}/_tune" if is_uri(store.root) else os.path.join(store.base, "_tune")
 
 
 def _ended(result: tune.Result, ended_before: frozenset[str]) -> bool:
@@ -100,6 +104,7 @@ def ended_trials(path: str) -> frozenset[str]:
     """The trials a saved experiment holds as ended (done or failed): a restore does not run them again.
 
     Their saved last results may lack `done` (Tune sets it on a result it has already saved)."""
+    where, fs = tune_location(path)
     with quiet_tune():
-        trials = tune.ExperimentAnalysis(path).trials
+        trials = tune.ExperimentAnalysis(where, storage_filesystem=fs).trials
     return frozenset(t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR"))

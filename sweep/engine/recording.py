@@ -22,6 +22,7 @@ from sweep.plans.snas import within_budget
 from sweep.plans.types import PLANNED, entry_meta
 from sweep.spec import parse_trial
 from sweep.store import ResultsStore
+from sweep.store.location import shown
 
 
 class ResultsCallback(tune.Callback):
@@ -73,6 +74,7 @@ class ResultsCallback(tune.Callback):
         else:
             status = "done" if last.get("epoch") == last.get("epochs_total") else "stopped"
         self._finish(trial, recorder, status, None)
+        self._write(recorder.store.save_journal, self.sweep)  # a remote store's copy of the search's study
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, self.recorder(trial), "error", error_message(trial))
@@ -116,7 +118,7 @@ class ResultsCallback(tune.Callback):
         )
         self.failure = ResultsError(
             f"sweep {self.sweep} stopped: {reason}; once the results store takes writes again, "
-            f"continue it with 'sweep resume {self.sweep} --results {self.results}'"
+            f"continue it with 'sweep resume {self.sweep} --results {shown(self.results)}'"
         )
         stop_tune_run()
 

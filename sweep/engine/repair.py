@@ -19,11 +19,13 @@ from sweep.engine.progress import ProgressCallback
 from sweep.engine.recorder import TrialRecorder
 from sweep.engine.recording import ResultsCallback
 from sweep.engine.session import Echo, quiet_tune
+from sweep.engine.storage import tune_location
 from sweep.engine.worker import REPLAY
 from sweep.errors import ResultsError
 from sweep.plans.types import PLANNED, entry_meta
 from sweep.spec import SweepSpec, parse_trial
 from sweep.store import ResultsStore
+from sweep.store.location import shown
 
 
 def unrecorded(results: tune.ResultGrid, store: ResultsStore, sweep: str) -> list[tune.Result]:
@@ -37,10 +39,10 @@ def unrecorded_trials(spec: SweepSpec, store: ResultsStore, experiments: list[st
     recorded = recorded_keys(store, spec.name)
     missing = set()
     for experiment in experiments:
-        path = f"{tune_storage(spec, store).rstrip('/')}/{experiment}"
-        if tune.Tuner.can_restore(path):
+        path, fs = tune_location(f"{tune_storage(spec, store).rstrip('/')}/{experiment}")
+        if tune.Tuner.can_restore(path, storage_filesystem=fs):
             with quiet_tune():
-                trials = tune.ExperimentAnalysis(path).trials
+                trials = tune.ExperimentAnalysis(path, storage_filesystem=fs).trials
             missing |= {_key(t.config or {}) for t in trials} - recorded - {None}
     return len(missing)
 
@@ -83,5 +85,5 @@ def repair_unrecorded(
     if left:
         raise ResultsError(
             f"sweep {spec.name}: {len(left)} trials ended without their rows in {store.root}; "
-            f"run 'sweep resume {spec.name} --results {store.root}' to record them"
+            f"run 'sweep resume {spec.name} --results {shown(store.root)}' to record them"
         )

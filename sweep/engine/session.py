@@ -15,6 +15,7 @@ import ray
 
 from sweep.errors import UserError
 from sweep.spec import SweepSpec
+from sweep.store.location import worker_environment
 
 Echo = Callable[[str], None]
 
@@ -27,11 +28,9 @@ def ray_session(address: str | None, spec: SweepSpec, echo: Echo) -> Iterator[No
         return
     if address:
         _check_reachable(address)
-        runtime_env = (
-            {"py_modules": [os.path.dirname(os.path.abspath(__file__))]}
-            if address.startswith("ray://")
-            else None
-        )
+        runtime_env: dict = {"env_vars": worker_environment()}  # how the workers reach an S3 store
+        if address.startswith("ray://"):
+            runtime_env["py_modules"] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
         try:
             ray.init(
                 address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env
@@ -95,16 +94,19 @@ def trial_slots(spec: SweepSpec) -> int:
 def quiet_tune() -> Iterator[None]:
     """Tune's own logging off: trial errors land in the tables and in our progress lines. Also Optuna's
     warning when a trial that continues from its checkpoint reports again the epochs after that checkpoint:
-    the study keeps the first report of each step, and the values are the same."""
-    logger = logging.getLogger("ray.tune")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    the study keeps the first report of each step, and the values are the same. Ray's storage layer logs a
+    traceback for each request a results store away fails; the sweep's own line says what happened."""
+    loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train._internal.storage")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"The reported value is ignored because this `step=")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def stop_tune_run() -> None:

@@ -32,7 +32,7 @@ from sweep.engine.recording import ResultsCallback
 from sweep.engine.repair import repair_unrecorded
 from sweep.engine.searcher import search_config
 from sweep.engine.session import Echo, quiet_tune, trial_slots
-from sweep.engine.storage import filesystem
+from sweep.engine.storage import filesystem, tune_location
 from sweep.engine.study import proposals_made
 from sweep.engine.todo import trials_to_run
 from sweep.engine.waiting import gave_up
@@ -40,6 +40,7 @@ from sweep.errors import Interrupted, UserError
 from sweep.plans.types import PlannedTrial, planned_entry
 from sweep.spec import SweepSpec
 from sweep.store import ResultsStore
+from sweep.store.location import shown
 from sweep.store.summary import pareto_keys
 
 # A stage's experiment folders: NAME, NAME.baselines, NAME.grow-G, NAME.grow-G.baselines, each maybe .repair
@@ -73,7 +74,11 @@ def run_stage(
     path = f"{storage.rstrip('/')}/{experiment}"
     trainable = make_trainable(spec, data, checkpoints=path)
     ended_before: frozenset[str] = frozenset()
-    tuner = _restored(path, trainable, echo) if resume and tune.Tuner.can_restore(path) else None
+    search = spec.kind == "snas" and stage == "main"
+    if search:  # a remote store's journal, fetched to the working copy that Tune's saved searcher names
+        store.study_journal(spec.name)
+    restorable = resume and tune.Tuner.can_restore(*tune_location(path))
+    tuner = _restored(path, trainable, echo) if restorable else None
     if tuner is not None:
         tuner, ended_before = tuner
     else:
@@ -82,8 +87,11 @@ def run_stage(
         tuner = _new_tuner(spec, store, stage, data, planned, trainable, generation, echo)
         if tuner is None:
             return 0
-    search = spec.kind == "snas" and stage == "main"
-    results = fit(tuner, ended_before)
+    try:
+        results = fit(tuner, ended_before)
+    finally:
+        if search:
+            store.save_journal(spec.name)
     if results is not None and search and proposals_made(spec, store) < spec.search.num_samples:
         results = None  # stopped before the searcher made every proposal
     if results is None:
@@ -91,11 +99,11 @@ def run_stage(
         if lacking:
             raise UserError(
                 f"sweep {spec.name}: {lacking}; lower resources.cpu or resources.gpu, or continue it with "
-                f"'sweep resume {spec.name} --results {store.root}' once the cluster has such a node"
+                f"'sweep resume {spec.name} --results {shown(store.root)}' once the cluster has such a node"
             )
         raise Interrupted(
             f"sweep {spec.name} was interrupted; continue it with 'sweep resume {spec.name} "
-            f"--results {store.root}'"
+            f"--results {shown(store.root)}'"
         )
     repair_unrecorded(spec, store, results, trainable, experiment, echo)
     if search:
@@ -109,9 +117,14 @@ def _restored(path: str, trainable: object, echo: Echo) -> tuple[tune.Tuner, fro
     continues from its own checkpoint."""
     try:
         ended_before = ended_trials(path)
+        where, fs = tune_location(path)
         with quiet_tune():  # restoring reads no result.json (we write none) and would warn per trial
             tuner = tune.Tuner.restore(
-                path, trainable=trainable, resume_unfinished=True, resume_errored=False
+                where,
+                trainable=trainable,
+                resume_unfinished=True,
+                resume_errored=False,
+                storage_filesystem=fs,
             )
     except UNREADABLE_STATE as exc:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

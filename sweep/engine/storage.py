@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pyarrow.fs as pafs
+
+from sweep.spec import SweepSpec
+from sweep.store.location import is_uri, open_filesystem, settle
 
 
 def filesystem(root: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem and the path in it of a local folder or a `pyarrow.fs` URI."""
-    if "://" in root:
-        return pafs.FileSystem.from_uri(root)
-    return pafs.LocalFileSystem(), root
+    return open_filesystem(root)
+
+
+def settled_spec(spec: SweepSpec) -> SweepSpec:
+    """The spec with `ray.storage` as a plain URI: its query's settings are this process's AWS variables
+    now, so neither the sweep's state nor Tune's holds a credential."""
+    if not spec.ray.storage or "?" not in spec.ray.storage:
+        return spec
+    ray_spec = dataclasses.replace(spec.ray, storage=settle(spec.ray.storage, "ray.storage"))
+    return dataclasses.replace(spec, ray=ray_spec)
+
+
+def tune_location(root: str) -> tuple[str, pafs.FileSystem | None]:
+    """The `storage_path` and `storage_filesystem` Tune takes for a local folder or a URI: on an object
+    store, our filesystem (timeouts, bounded attempts, the endpoint of the AWS settings) and a path in it."""
+    if not is_uri(root):
+        return root, None
+    fs, path = open_filesystem(root)
+    return path, fs

@@ -19,8 +19,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from sweep.engine.storage import settled_spec
 from sweep.errors import UserError
 from sweep.spec import SweepSpec, spec_to_yaml
+from sweep.store.location import worker_environment
 
 SPEC_ENV = "SPARSE_SWEEP_SPEC"
 LEFT_BEHIND = ("results/",)  # tracked, but a job writes results and never reads these
@@ -80,7 +82,11 @@ def runtime_env(spec: SweepSpec, staging: Path) -> dict:
     """The job's runtime env: the project's tracked files, copied into `staging`, as its working dir when this
     is a git checkout, else the installed package. The job keeps the cluster's own RAY_AUTH_MODE."""
     package = Path(__file__).resolve().parents[1]
-    env_vars = {SPEC_ENV: spec_to_yaml(spec), "RAY_USAGE_STATS_ENABLED": "0"}
+    env_vars = {
+        **worker_environment(),
+        SPEC_ENV: spec_to_yaml(settled_spec(spec)),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     files = upload_files(package.parent)
     if files is None:
         return {"py_modules": [str(package)], "env_vars": env_vars}

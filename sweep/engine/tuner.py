@@ -30,6 +30,7 @@ from sweep.engine.lease import DriverLease, driver_lease
 from sweep.engine.repair import unrecorded_trials
 from sweep.engine.session import Echo, ray_session, stop_tune_run
 from sweep.engine.stage import experiments_of, forget_experiments, run_stage
+from sweep.engine.storage import settled_spec
 from sweep.engine.worker import dataset_key
 from sweep.errors import Interrupted, ResultsError, UserError
 from sweep.plans.plan import planned_trials
@@ -37,6 +38,7 @@ from sweep.plans.types import PlannedTrial
 from sweep.spec import SweepSpec, config_to_dict, parse_spec
 from sweep.store import ResultsStore
 from sweep.store.compaction import compact, compaction_line
+from sweep.store.location import shown
 
 
 @dataclass
@@ -63,6 +65,7 @@ def run_sweep(
 ) -> SweepResult:
     """Run a sweep from the start (grids skip trials already done in the tables); compact its tables at
     the end unless `compaction` is off."""
+    spec = settled_spec(spec)
     store = ResultsStore(results)
     store.check_writable()
     with driver_lease(store, spec.name, "run", on_lost=stop_tune_run) as lease:
@@ -72,7 +75,7 @@ def run_sweep(
             gone = f", and its driver is gone ({lease.previous.describe()})" if lease.previous else ""
             raise UserError(
                 f"sweep {spec.name} in {results} was interrupted{gone}; no driver runs it now: continue it "
-                f"with 'sweep resume {spec.name} --results {results}'"
+                f"with 'sweep resume {spec.name} --results {shown(results)}'"
             )
         _check_warm_start_sources(spec, store, results)
         if state:

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweep.errors import ResultsError
+from sweep.store.location import shown
 
 if TYPE_CHECKING:
     from sweep.store.tables import ResultsStore
@@ -20,7 +21,7 @@ def damage(store: ResultsStore, table: str, error: Exception) -> ResultsError:
         sweep = parts[0] if parts else "NAME"
         return ResultsError(
             f"{path} is damaged ({reason}); move it out of the results folder (or put back a good copy), "
-            f"then 'sweep resume {sweep} --results {store.root}' writes its trial's rows again"
+            f"then 'sweep resume {sweep} --results {shown(store.root)}' writes its trial's rows again"
         )
     return ResultsError(f"cannot read table {table} in {store.root}: {first_line(error)}")
 

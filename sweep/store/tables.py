@@ -4,9 +4,11 @@ Layout (hive-partitioned, one partition per sweep, one file per trial and table)
     <root>/trials/sweep=<name>/part-<trial_key>.parquet      one row per trial
     <root>/epochs/sweep=<name>/part-<trial_key>.parquet      one row per trial and epoch
     <root>/layers/sweep=<name>/part-<trial_key>.parquet      one row per trial, epoch and weight layer
-A file is written under a hidden temporary name and renamed into place, so readers never see half a file,
-and a trial that runs again replaces its own file instead of adding rows. `root` may be a local folder or
-a pyarrow.fs URI (s3://, gs://).
+On a disk a file is written under a hidden temporary name and renamed into place; an object store has no
+rename (a move is a copy, then a delete), but an object appears whole once its upload completes, so there
+a file is written in place. Readers never see half a file, and a trial that runs again replaces its own
+file instead of adding rows. `root` may be a local folder or a pyarrow.fs URI (s3://, gs://; see
+`sweep/store/location.py` for an S3 store's settings).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import pyarrow.parquet as pq
 from sweep.errors import ResultsError
 from sweep.store.damage import damage
 from sweep.store.layout import TableFiles, table_files
+from sweep.store.location import open_filesystem, settle
 from sweep.store.schema import SCHEMA_VERSION, TABLES
 
+JOURNALS = "/tmp/sparse-sweep-journals"  # remote stores' journal copies: one path on every machine
 SWAP_RETRIES = 6  # reads that meet a compaction's swap try again, a little later each time
 
 
@@ -35,13 +39,13 @@ class ResultsStore:
     """Reads and writes the tables under one root folder or URI."""
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = str(root)
+        self.root = settle(str(root))
         try:
-            self.fs, self.base = pafs.FileSystem.from_uri(self.root)
+            self.fs, self.base = open_filesystem(self.root)
         except (pa.ArrowInvalid, ValueError):
             self.fs, self.base = pafs.LocalFileSystem(), os.path.abspath(self.root)
         except OSError as exc:
-            raise ResultsError(f"results {self.root}: cannot open the storage ({exc})") from None
+            raise ResultsError(f"results {self.root}: cannot open the storage ({_reason(exc)})") from None
         self.atomic_rename = isinstance(self.fs, pafs.LocalFileSystem)  # object stores copy, then delete
 
     # ----------------------------------------------------------------------------------------- writing
@@ -64,8 +68,11 @@ class ResultsStore:
         )
         folder = self._partition(table, sweep)
         final = f"{folder}/part-{trial_key}.parquet"
-        temporary = f"{folder}/.part-{trial_key}.{uuid.uuid4().hex}.tmp"
         try:
+            if not self.atomic_rename:  # an object appears whole once its upload completes
+                pq.write_table(data, final, filesystem=self.fs)
+                return
+            temporary = f"{folder}/.part-{trial_key}.{uuid.uuid4().hex}.tmp"
             self.fs.create_dir(folder, recursive=True)
             pq.write_table(data, temporary, filesystem=self.fs)
             self.fs.move(temporary, final)
@@ -82,12 +89,13 @@ class ResultsStore:
         """Atomically write a small text file (sweep bookkeeping) under the root."""
         final = f"{self.base}/{relative}"
         folder, _, name = final.rpartition("/")
-        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp" if self.atomic_rename else final
         try:
             self.fs.create_dir(folder, recursive=True)
             with self.fs.open_output_stream(temporary) as out:
                 out.write(text.encode())
-            self.fs.move(temporary, final)
+            if temporary != final:
+                self.fs.move(temporary, final)
         except OSError as exc:
             raise ResultsError(f"cannot write {final}: {_reason(exc)}") from None
 
@@ -155,20 +163,53 @@ class ResultsStore:
 
     def study_journal(self, sweep: str) -> str:
         """The local file of a search's Optuna journal (Optuna's journal needs a local file): beside the
-        sweep's state on a local disk, else in this machine's cache, one folder per results store."""
+        sweep's state on a local disk. For a remote store it is a working copy in a folder named by the
+        store, at the same path on every machine (Tune's saved searcher names it), and the store keeps the
+        journal itself (`save_journal`): a copy that lacks what the store holds is fetched first, so a
+        resume on a machine that never ran the sweep continues its study."""
         if isinstance(self.fs, pafs.LocalFileSystem):
             folder = f"{self.base}/_sweeps"
-        else:
-            cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-            store = hashlib.sha256(self.root.encode()).hexdigest()[:16]
-            folder = os.path.join(cache, "sparse-sweep", "journals", store)
-        os.makedirs(folder, exist_ok=True)
-        return f"{folder}/{sweep}.optuna.log"
+            os.makedirs(folder, exist_ok=True)
+            return f"{folder}/{sweep}.optuna.log"
+        local = self._journal_copy(sweep)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        remote = self.fs.get_file_info(self._journal_key(sweep))
+        if remote.type == pafs.FileType.File and remote.size > _size(local):
+            with self.fs.open_input_stream(remote.path) as stream, open(local, "wb") as out:
+                out.write(stream.readall())
+        return local
+
+    def save_journal(self, sweep: str) -> None:
+        """Put a remote store's copy of the sweep's Optuna journal up to date with the working copy."""
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            return
+        local = self._journal_copy(sweep)
+        if not os.path.exists(local):
+            return
+        with open(local, "rb") as handle:
+            data = handle.read()
+        try:
+            with self.fs.open_output_stream(self._journal_key(sweep)) as out:
+                out.write(data)
+        except OSError as exc:
+            raise ResultsError(f"cannot write {self._journal_key(sweep)}: {_reason(exc)}") from None
 
     def discard_study(self, sweep: str) -> None:
         journal = self.study_journal(sweep)
         if journal is not None and os.path.exists(journal):
             os.remove(journal)
+        if (
+            not isinstance(self.fs, pafs.LocalFileSystem)
+            and self.fs.get_file_info(self._journal_key(sweep)).size
+        ):
+            self.fs.delete_file(self._journal_key(sweep))
+
+    def _journal_copy(self, sweep: str) -> str:
+        store = hashlib.sha256(self.root.encode()).hexdigest()[:16]
+        return os.path.join(os.environ.get("SPARSE_SWEEP_JOURNALS") or JOURNALS, store, f"{sweep}.optuna.log")
+
+    def _journal_key(self, sweep: str) -> str:
+        return f"{self.base}/_sweeps/{sweep}.optuna.log"
 
     def sweeps(self) -> list[str]:
         folder = f"{self.base}/trials"
@@ -183,6 +224,10 @@ class ResultsStore:
 
     def _partition(self, table: str, sweep: str) -> str:
         return f"{self.base}/{table}/sweep={sweep}"
+
+
+def _size(path: str) -> int:
+    return os.path.getsize(path) if os.path.exists(path) else 0
 
 
 def _reason(exc: OSError) -> str:

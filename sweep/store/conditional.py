@@ -1,0 +1,103 @@
+"""One small object in an S3 bucket changed only by conditional writes: a compare-and-swap on its ETag.
+
+`pyarrow.fs` sends no conditions, so this uses boto3 (the `s3` extra): a create is a PUT with
+`If-None-Match: *` (it fails when the object exists), a replace a PUT with `If-Match: <etag>` (it fails when
+the object changed since it was read), and a delete a DELETE with `If-Match`. S3 has enforced them since
+2024; so do MinIO and the S3 server the tests start. Endpoint and credentials come from the AWS settings
+(`sweep/store/location.py`), with the same timeouts and attempts as the tables' requests.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sweep.store.location import ATTEMPTS, CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S
+
+LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+
+
+def available() -> bool:
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class ConditionalObject:
+    """The object `s3://<path>` (`path` is `bucket/key`)."""
+
+    def __init__(self, path: str) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket, _, self.key = path.partition("/")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        config = Config(
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=REQUEST_TIMEOUT_S,
+            retries={"max_attempts": ATTEMPTS, "mode": "standard"},
+            s3={"addressing_style": "path"} if endpoint else None,
+        )
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region or ("us-east-1" if endpoint else None),
+            config=config,
+        )
+
+    def get(self) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, or None when there is none."""
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.key)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise _os_error(exc) from None
+        except Exception as exc:  # botocore's connection errors
+            raise _os_error(exc) from None
+        return answer["Body"].read(), answer["ETag"]
+
+    def put(self, body: bytes, etag: str | None) -> str | None:
+        """Write `body` if the object is still as read (`etag`; None: if there is none); its new ETag, or
+        None when another writer came first."""
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        return self._conditional(
+            lambda: self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)
+        )
+
+    def delete(self, etag: str) -> bool:
+        """Delete the object if it is still as read; False when it changed."""
+        return (
+            self._conditional(
+                lambda: self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+            )
+            is not None
+        )
+
+    def _conditional(self, request) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = request()
+        except ClientError as exc:
+            if _code(exc) in LOST_RACE:
+                return None
+            raise _os_error(exc) from None
+        except Exception as exc:
+            raise _os_error(exc) from None
+        return answer.get("ETag") or "deleted"
+
+
+def _code(exc: Exception) -> str:
+    error = getattr(exc, "response", {}).get("Error", {})
+    return str(
+        error.get("Code") or getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    )
+
+
+def _os_error(exc: Exception) -> OSError:
+    return OSError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

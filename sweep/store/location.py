@@ -1,0 +1,131 @@
+"""Where results live: a local folder or a `pyarrow.fs` URI, and how an S3 URI's settings reach everything.
+
+An S3 store (`s3://bucket/prefix`, or any S3-compatible one: MinIO, R2, Ceph) takes its endpoint and
+credentials from the standard AWS settings: `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`), `AWS_REGION`,
+`AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or a profile. A URI may also carry them in its query
+(`s3://bucket/r?endpoint_override=host:9000&scheme=http`); `settle` splits the query off, hands each
+setting to this process's AWS variables (which the Ray workers it starts inherit, see `worker_environment`),
+and keeps the plain URI, which is what the project prints, saves and joins paths to: no secret is printed
+or saved. Every S3 request here has a connect and a request timeout and three attempts, so a store that is
+away fails a command in seconds instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl, urlsplit
+
+import pyarrow.fs as pafs
+
+from sweep.errors import UserError
+
+CONNECT_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 20.0
+ATTEMPTS = 3
+# A URI's query setting -> the AWS variable that carries it.
+QUERY_SETTINGS = {
+    "endpoint_override": "AWS_ENDPOINT_URL",
+    "region": "AWS_REGION",
+    "access_key": "AWS_ACCESS_KEY_ID",
+    "secret_key": "AWS_SECRET_ACCESS_KEY",
+    "session_token": "AWS_SESSION_TOKEN",
+}
+AWS_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+)
+_TAKEN: dict[str, str] = {}  # the AWS variables this process took from URIs' queries
+_SHOWN: dict[str, str] = {}  # a settled URI -> the same with the settings of its query that are no secret
+PUBLIC = ("endpoint_override", "scheme", "region")
+
+
+def is_uri(root: str) -> bool:
+    return "://" in root and not root.startswith("file://")
+
+
+def is_s3(root: str) -> bool:
+    return root.startswith("s3://")
+
+
+def settle(root: str, field: str = "--results") -> str:
+    """The URI without its query; an S3 query's settings become this process's AWS variables."""
+    if "?" not in root or not is_uri(root):
+        return root
+    plain, _, query = root.partition("?")
+    if not is_s3(root):
+        raise UserError(
+            f"{field} {plain}: a query on a {root.split('://')[0]}:// URI is not supported; give that "
+            "store's settings through its own environment variables"
+        )
+    settings = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(settings) - {*QUERY_SETTINGS, "scheme"})
+    if unknown:
+        allowed = ", ".join(sorted({*QUERY_SETTINGS, "scheme"}))
+        raise UserError(f"{field} {plain}: unknown setting {unknown[0]!r} in its query; allowed: {allowed}")
+    public = "&".join(f"{name}={settings[name]}" for name in PUBLIC if name in settings)
+    _SHOWN[plain] = f"{plain}?{public}" if public else plain
+    for name, value in settings.items():
+        if name == "scheme":
+            continue
+        if name == "endpoint_override" and "://" not in value:
+            value = f"{settings.get('scheme', 'https')}://{value}"
+        os.environ[QUERY_SETTINGS[name]] = _TAKEN[QUERY_SETTINGS[name]] = value
+    return plain
+
+
+def shown(root: object) -> str:
+    """A results URI as commands print it for the user to run again: with its query's endpoint, scheme
+    and region, never its credentials."""
+    return _SHOWN.get(str(root), str(root))
+
+
+def worker_environment() -> dict[str, str]:
+    """The AWS variables Ray workers need to reach the stores of this process: those it took from URIs, and
+    those set in its environment (a cluster's nodes may lack them)."""
+    return {name: os.environ[name] for name in AWS_VARIABLES if name in os.environ}
+
+
+def open_filesystem(root: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and the path in it of a local folder or a URI (settled first)."""
+    root = settle(root)
+    if not is_uri(root):
+        path = root.removeprefix("file://")
+        return pafs.LocalFileSystem(), os.path.abspath(path) if not root.startswith("file://") else path
+    if is_s3(root):
+        return s3_filesystem(), root.removeprefix("s3://").rstrip("/")
+    return pafs.FileSystem.from_uri(root)
+
+
+def s3_filesystem() -> pafs.S3FileSystem:
+    """An S3 filesystem from the AWS settings, with timeouts and a bounded number of attempts."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    options: dict = {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "request_timeout": REQUEST_TIMEOUT_S,
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS),
+    }
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if endpoint:
+        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        options.update(endpoint_override=parts.netloc, scheme=parts.scheme or "https")
+        options["region"] = region or "us-east-1"  # S3-compatible stores ignore it; AWS's SDK wants one
+    elif region:
+        options["region"] = region
+    return pafs.S3FileSystem(**options)
+
+
+def endpoint_shown() -> str:
+    """The S3 endpoint requests go to, for messages (no credentials)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+
+
+def store_failure(exc: BaseException) -> str:
+    """One line for a request the store failed: its reason, and where the requests went."""
+    reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).strip().splitlines()[0]
+    return f"the store failed a request ({reason}; endpoint {endpoint_shown()})"
