@@ -254,7 +254,7 @@ def pip_requirements(command: str) -> set[str]:
 
 def test_recipes_install_the_pinned_dependencies_with_python_3_11():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = {re.sub(r"\s", "", d) for d in project["dependencies"]}
+    pins = {re.sub(r"\s", "", d) for d in project["dependencies"] + project["optional-dependencies"]["s3"]}
     ray_version = re.search(r"ray\[[^]]*\]>=([\d.]+),", " ".join(pins)).group(1)
     assert project["requires-python"] == ">=3.11"
     for name in ("raycluster.yaml", "rayjob.yaml"):
@@ -267,8 +267,8 @@ def test_recipes_install_the_pinned_dependencies_with_python_3_11():
     aws = yaml.safe_load((ROOT / "cluster" / "aws-gpu.yaml").read_text())
     setup = " ; ".join(aws["setup_commands"])
     assert (
-        "python3.11 -m venv .venv" in setup and ".venv/bin/pip install -q -e ." in setup
-    )  # pyproject's pins
+        "python3.11 -m venv .venv" in setup and ".venv/bin/pip install -q -e '.[s3]'" in setup
+    )  # pyproject's pins, and boto3 for a lease in a bucket
     assert {".env", "secrets.yaml", ".ssh"} <= set(aws["rsync_exclude"])
 
 

@@ -4,11 +4,8 @@ by pid. Its trial goes on elsewhere from its checkpoint; no other trial fails; n
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import tempfile
 
 import pyarrow.parquet as pq
 import pytest
@@ -19,30 +16,15 @@ from sweep.spec import load_spec
 from sweep.store import ResultsStore, query
 
 from . import drivers
+from .clusters import lose, start_cluster
 from .conftest import needs_fashion, write_spec
 
 pytestmark = [pytest.mark.slow, needs_fashion]
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the nodes and the drivers keep to 127.0.0.1
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    from ray.cluster_utils import Cluster
-
-    temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
-    head = {
-        "num_cpus": 0,  # the head runs the driver only; trials go to worker nodes
-        "node_ip_address": "127.0.0.1",
-        "include_dashboard": False,
-        "temp_dir": temp,
-        # a lost node is noticed in about two seconds, not thirty
-        "_system_config": {
-            "health_check_initial_delay_ms": 0,
-            "health_check_period_ms": 500,
-            "health_check_failure_threshold": 4,
-        },
-    }
-    built = Cluster(initialize_head=True, head_node_args=head)
+    built, temp = start_cluster()
     try:
         yield built, temp
     finally:
@@ -53,11 +35,6 @@ def cluster():
 def add_node(cluster):
     built, temp = cluster
     return built.add_node(num_cpus=1, temp_dir=temp)
-
-
-def lose(node) -> None:
-    """A lost node: its raylet killed, with no chance to say goodbye (its workers die with it)."""
-    os.kill(node.all_processes["raylet"][0].process.pid, signal.SIGKILL)
 
 
 SINGLE = """

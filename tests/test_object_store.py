@@ -11,6 +11,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -22,6 +23,7 @@ from sweep.store.compaction import compact
 from sweep.store.lease import LeaseFile, SweepBusy
 
 from . import drivers
+from .clusters import lose, start_cluster
 from .conftest import tiny_grid, write_spec
 from .s3server import BUCKET, S3Server
 from .s3server import s3 as s3  # the fixture
@@ -251,3 +253,50 @@ def test_a_search_resumes_from_the_bucket_on_a_machine_that_never_ran_it(s3, tmp
     assert len([t for t in complete if not t.user_attrs.get("abandoned")]) == 5
     with open(local, "rb") as handle:  # the bucket's copy is current
         assert s3.body("r/_sweeps/search-on-s3.optuna.log") == handle.read()
+
+
+LOST = """
+name: lost-node-s3
+dataset: {name: synthetic}
+model: {widths: [256, 128]}
+train: {optimizer: momentum, lr: 0.05, epochs: 30, batch_size: 32}
+egf: {samples: 256}
+ray: {max_concurrent_trials: 1}
+"""
+
+
+def test_a_lost_node_s_trial_continues_from_its_checkpoint_in_the_bucket(s3, tmp_path):
+    """A multi-node Ray whose nodes share only the bucket: no `_tune` folder on any disk to fall back on."""
+    built, temp = start_cluster()
+    try:
+        first = built.add_node(num_cpus=1, temp_dir=temp)
+        spec = write_spec(tmp_path / "s.yaml", LOST)
+        results = f"s3://{BUCKET}/r"
+        proc = drivers.start("run", spec, "--results", results, "--address", built.address, env=env_of(s3))
+        drivers.wait_for(lambda: _last_epoch(results) >= 5, proc, timeout=300, every=0.2)
+        spare = built.add_node(num_cpus=1, temp_dir=temp)
+        lose(first)
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output
+        resumed = re.search(r"continues after epoch (\d+) on node (\w+)", output)
+        assert resumed and int(resumed.group(1)) >= 4, output
+        store = ResultsStore(results)
+        (trial,) = store.rows("trials", "lost-node-s3")
+        assert trial["status"] == "done" and trial["attempts"] == 2 and trial["node_id"] == spare.node_id
+        epochs = query(store, "SELECT epoch FROM epochs ORDER BY epoch")
+        assert list(epochs["epoch"]) == list(range(31))  # one row per epoch, none twice
+        folder = f"r/_tune/lost-node-s3/trial_{trial['trial_key']}/"
+        assert any(re.match(rf"{folder}checkpoint_\d+/", key) for key in s3.keys(folder))
+        on_disk = [p for root in (tmp_path, temp) for p in Path(root).rglob("checkpoint_*")]
+        assert not on_disk  # no node kept a checkpoint of its own
+    finally:
+        built.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _last_epoch(results: str) -> int:
+    try:
+        epochs = ResultsStore(results).read("epochs", "lost-node-s3", columns=["epoch"]).column("epoch")
+    except Exception:  # nothing written yet
+        return -1
+    return max(epochs.to_pylist(), default=-1)
