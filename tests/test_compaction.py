@@ -11,7 +11,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from sweep.store import TABLES, ResultsStore, query
+from sweep.store import SCHEMA_VERSION, TABLES, ResultsStore, query
 from sweep.store.compaction import compact
 
 from .conftest import write_spec
@@ -62,7 +62,8 @@ def test_sweep_compact_makes_one_file_per_table_and_changes_no_row(uncompacted, 
         files = parquet_files(uncompacted / table / "sweep=packed")
         assert len(files) == 1 and files[0].startswith("compact-")
         metadata = pq.read_metadata(uncompacted / table / "sweep=packed" / files[0])
-        assert metadata.schema.to_arrow_schema().metadata[b"sparse_sweep.schema_version"] == b"2"
+        version = metadata.schema.to_arrow_schema().metadata[b"sparse_sweep.schema_version"]
+        assert version == SCHEMA_VERSION.encode()
         manifest = json.loads((uncompacted / table / "sweep=packed" / "_compaction.json").read_text())
         assert manifest["files"] == files and len(manifest["keys"]) == 16
     assert snapshot(store) == before

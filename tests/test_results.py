@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sweep.store import TABLES, ResultsStore, query
+from sweep.store import SCHEMA_VERSION, TABLES, ResultsStore, query
 
 from .conftest import tiny_grid, write_spec
 
@@ -98,7 +98,7 @@ def test_schema_version_is_in_the_file_metadata(trained):
     _, root = trained
     [path] = (root / "trials").glob("sweep=tables/*.parquet")
     meta = pq.read_schema(path).metadata
-    assert meta[b"sparse_sweep.schema_version"] == b"2"
+    assert meta[b"sparse_sweep.schema_version"] == SCHEMA_VERSION.encode()
 
 
 def test_rerunning_a_trial_adds_no_duplicate(trained, cli):

@@ -33,8 +33,11 @@ def unreadable_files(store: ResultsStore, table: str) -> list[tuple[str, str]]:
     for path in files.live + files.compacted:
         try:
             pq.read_metadata(path, filesystem=store.fs)
+        except FileNotFoundError:
+            continue  # gone since the listing (a compaction's swap): not damaged
         except (pa.ArrowInvalid, OSError) as exc:
-            bad.append((path, first_line(exc)))
+            if "does not exist" not in str(exc):
+                bad.append((path, first_line(exc)))
     return bad
 
 

@@ -6,6 +6,9 @@ then switches the partition's manifest, `_compaction.json`, which names them and
 files of another generation are not part of the table (a compaction that died halfway leaves them, and the
 next one deletes them). A trial's own file wins over its compacted rows: it ran again after the compaction.
 So the project's readers see either the files before a compaction or the files after it, and each trial once.
+
+A table's files come from one listing (one request on an object store), and each file is read as a fragment
+whose size and partition the listing gave: no request per file to learn its size, and no schema inference.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pyarrow.fs as pafs
 from sweep.store.schema import TABLES, sweep_column
 
 MANIFEST = "_compaction.json"
-_PARTITIONING = pads.partitioning(pa.schema([sweep_column()]), flavor="hive")
+_FORMAT = pads.ParquetFileFormat()
 
 
 @dataclass
@@ -35,6 +38,7 @@ class TableFiles:
     live: list[str] = field(default_factory=list)
     compacted: list[str] = field(default_factory=list)
     overridden: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    sizes: dict[str, int] = field(default_factory=dict)  # path -> bytes, from the listing
 
     @property
     def schema(self) -> pa.Schema:
@@ -43,14 +47,16 @@ class TableFiles:
     def dataset(self, fs: pafs.FileSystem, files: list[str]) -> pads.Dataset:
         if not files:
             return pads.dataset(self.schema.empty_table())
-        return pads.dataset(
-            files,
-            schema=self.schema,
-            format="parquet",
-            filesystem=fs,
-            partitioning=_PARTITIONING,
-            partition_base_dir=self.folder,
-        )
+        fragments = [
+            _FORMAT.make_fragment(
+                path,
+                filesystem=fs,
+                partition_expression=pc.field("sweep") == _sweep_of(path),
+                file_size=self.sizes.get(path),
+            )
+            for path in files
+        ]
+        return pads.FileSystemDataset(fragments, self.schema, _FORMAT, fs)
 
     def overridden_table(self) -> pa.Table:
         pairs = [(sweep, key) for sweep, keys in self.overridden.items() for key in sorted(keys)]
@@ -77,14 +83,13 @@ def table_files(fs: pafs.FileSystem, base: str, table: str, sweep: str | None = 
     folder = f"{base}/{table}"
     files = TableFiles(table, folder)
     root = f"{folder}/sweep={sweep}" if sweep is not None else folder
-    if fs.get_file_info(root).type != pafs.FileType.Directory:
-        return files
     compacted: dict[str, list[str]] = defaultdict(list)  # partition -> its compacted files on disk
     manifests: list[str] = []
     live_keys: dict[str, set[str]] = defaultdict(set)
-    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)):
         if info.type != pafs.FileType.File:
             continue
+        files.sizes[info.path] = info.size
         partition, _, name = info.path.rpartition("/")
         if not partition.rpartition("/")[2].startswith("sweep="):
             continue
@@ -105,6 +110,10 @@ def table_files(fs: pafs.FileSystem, base: str, table: str, sweep: str | None = 
         if overridden:
             files.overridden[partition.rpartition("/")[2].removeprefix("sweep=")] |= overridden
     return files
+
+
+def _sweep_of(path: str) -> str:
+    return path.rpartition("/")[0].rpartition("/")[2].removeprefix("sweep=")
 
 
 def read_manifest(fs: pafs.FileSystem, partition: str) -> dict | None:

@@ -6,6 +6,7 @@ compacted files except the rows of trials whose own file is newer, so each trial
 
 from __future__ import annotations
 
+import re
 import time
 
 import duckdb
@@ -14,7 +15,7 @@ import pandas as pd
 from sweep.errors import ResultsError
 from sweep.store.damage import damage, unreadable_files
 from sweep.store.schema import TABLES
-from sweep.store.tables import SWAP_RETRIES, ResultsStore
+from sweep.store.tables import GONE, SWAP_RETRIES, ResultsStore
 
 
 def query(store: ResultsStore, sql: str) -> pd.DataFrame:
@@ -37,13 +38,14 @@ def _query(store: ResultsStore, sql: str) -> pd.DataFrame:
     con = duckdb.connect()
     try:
         for name in TABLES:
-            register_view(con, store, name)
+            if re.search(rf"\b{name}\b", sql, re.IGNORECASE):  # only the tables it names: each is a listing
+                register_view(con, store, name)
         relation = con.sql(sql)
         return relation.df() if relation is not None else pd.DataFrame()
     except FileNotFoundError:
         raise _Swapped from None
     except duckdb.Error as exc:
-        if "No such file" in str(exc) or "Failed to open" in str(exc):
+        if any(gone in str(exc) for gone in (*GONE, "Failed to open")):
             raise _Swapped from None
         for name in TABLES:  # a damaged part file reaches DuckDB as a reader's error: name the file instead
             if unreadable_files(store, name):

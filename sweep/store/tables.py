@@ -33,6 +33,7 @@ from sweep.store.schema import SCHEMA_VERSION, TABLES
 
 JOURNALS = "/tmp/sparse-sweep-journals"  # remote stores' journal copies: one path on every machine
 SWAP_RETRIES = 6  # reads that meet a compaction's swap try again, a little later each time
+GONE = ("No such file", "does not exist", "NoSuchKey", "NO_SUCH_KEY", "RESOURCE_NOT_FOUND")  # a file went
 
 
 class ResultsStore:
@@ -144,12 +145,12 @@ class ResultsStore:
         ):  # a compaction swapped the files under the reader: read the new set
             try:
                 return self.files(table, sweep).read(self.fs, where, columns)
-            except FileNotFoundError:
+            except (pa.ArrowInvalid, OSError) as exc:
+                if not _gone(exc):
+                    raise damage(self, table, exc) from None
                 if attempt == SWAP_RETRIES - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise damage(self, table, exc) from None
         raise AssertionError("unreachable")
 
     def check_readable(self, sweep: str) -> None:
@@ -224,6 +225,11 @@ class ResultsStore:
 
     def _partition(self, table: str, sweep: str) -> str:
         return f"{self.base}/{table}/sweep={sweep}"
+
+
+def _gone(exc: Exception) -> bool:
+    """A file listed a moment ago is not there now: a compaction swapped the files under the reader."""
+    return isinstance(exc, FileNotFoundError) or any(sign in str(exc) for sign in GONE)
 
 
 def _size(path: str) -> int:
