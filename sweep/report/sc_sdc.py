@@ -68,7 +68,8 @@ def paired_accuracies(trials: pd.DataFrame, cells: Sequence[str]) -> pd.DataFram
     frame["sparse_acc"] = sparse.loc[common, "test_acc"]
     frame["dense_acc"] = dense.loc[common, "test_acc"]
     frame["dense_width"] = dense.loc[common, "widths"].map(lambda w: int(w[0]))
-    frame["added_later"] = _grown(sparse.loc[common]) | _grown(dense.loc[common])
+    dense_grown = _grown(dense.loc[common]).reindex(frame.index)  # a dense reference may pair several
+    frame["added_later"] = _grown(sparse.loc[common]).to_numpy() | dense_grown.to_numpy()
     return frame.reset_index()
 
 
