@@ -16,6 +16,7 @@ def methods_section(trials: pd.DataFrame, out: Path) -> Section | None:
     """None unless the sweep's sparse trials use more than one mask method."""
     if "method" not in trials.columns:
         return None
+    trials = _with_scope(trials)
     sparse = trials[trials["status"].eq("done") & trials["role"].ne("dense") & trials["density"].lt(1.0)]
     if sparse["method"].nunique() < 2:
         return None
@@ -26,7 +27,10 @@ def methods_section(trials: pd.DataFrame, out: Path) -> Section | None:
     _plot(table, out / section.figure)
     pairs = paired_accuracies(trials, ["method"])
     if not pairs.empty:
-        section.tables.append(("methods_tests", pair_verdicts(pairs, ["method"])))
+        tests = pair_verdicts(pairs, ["method"])
+        if not tests["added_later"].any():  # no growth added pairs: the column says nothing
+            tests = tests.drop(columns="added_later")
+        section.tables.append(("methods_tests", tests))
     best = table.sort_values("test_acc", ascending=False).groupby("density", sort=False).head(1)
     leaders = ", ".join(
         f"{row.method} at {row.density:.3g}" for row in best.sort_values("density").itertuples()
@@ -40,6 +44,14 @@ def methods_section(trials: pd.DataFrame, out: Path) -> Section | None:
         "dense' per method over its pairs (one-sided Wilcoxon and sign tests).",
     ]
     return section
+
+
+def _with_scope(trials: pd.DataFrame) -> pd.DataFrame:
+    """A method that allocates across layers (`scope: global`) is its own row: `snip (global)`."""
+    if "scope" not in trials.columns:
+        return trials
+    method = trials["method"].where(trials["scope"].ne("global"), trials["method"] + " (global)")
+    return trials.assign(method=method)
 
 
 def method_table(trials: pd.DataFrame) -> pd.DataFrame:
