@@ -32,7 +32,7 @@ from sweep.engine.recording import ResultsCallback
 from sweep.engine.repair import repair_unrecorded
 from sweep.engine.searcher import search_config
 from sweep.engine.session import Echo, quiet_tune, trial_slots
-from sweep.engine.storage import filesystem, tune_location
+from sweep.engine.storage import tune_location
 from sweep.engine.study import proposals_made
 from sweep.engine.todo import trials_to_run
 from sweep.engine.waiting import gave_up
@@ -40,7 +40,7 @@ from sweep.errors import Interrupted, UserError
 from sweep.plans.types import PlannedTrial, planned_entry
 from sweep.spec import SweepSpec
 from sweep.store import ResultsStore
-from sweep.store.location import shown
+from sweep.store.location import open_filesystem, shown
 from sweep.store.summary import pareto_keys
 
 # A stage's experiment folders: NAME, NAME.baselines, NAME.grow-G, NAME.grow-G.baselines, each maybe .repair
@@ -140,7 +140,7 @@ def _restored(path: str, trainable: object, echo: Echo) -> tuple[tune.Tuner, fro
 def forget_experiments(spec: SweepSpec, store: ResultsStore) -> None:
     """Delete the Tune state and checkpoints left under this sweep's experiment names (any growth's)."""
     storage = tune_storage(spec, store)
-    fs, base = filesystem(storage)
+    fs, base = open_filesystem(storage)
     listing = fs.get_file_info(pafs.FileSelector(base.rstrip("/"), allow_not_found=True))
     for info in listing:
         name = info.base_name

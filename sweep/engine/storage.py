@@ -10,11 +10,6 @@ from sweep.spec import SweepSpec
 from sweep.store.location import is_uri, open_filesystem, settle
 
 
-def filesystem(root: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and the path in it of a local folder or a `pyarrow.fs` URI."""
-    return open_filesystem(root)
-
-
 def settled_spec(spec: SweepSpec) -> SweepSpec:
     """The spec with `ray.storage` as a plain URI: its query's settings are this process's AWS variables
     now, so neither the sweep's state nor Tune's holds a credential."""

@@ -26,9 +26,9 @@ from sweep.core.checkpoint import load_state, save_state
 from sweep.core.data import ArrayDataset, DeviceDataset, to_device
 from sweep.core.facts import TrialFacts, resolve_device
 from sweep.core.train import EpochReport, train_trial
-from sweep.engine.storage import filesystem
 from sweep.plans.types import PLANNED
 from sweep.spec import DatasetSpec, TrialConfig, parse_trial
+from sweep.store.location import open_filesystem
 
 # The Tune config key of a proposal whose configuration already finished: its result, reported again.
 REPLAY = "sweep_replay"
@@ -118,7 +118,7 @@ def latest_state(checkpoints: str, key: str) -> dict | None:
     again (a lost node, a resumed sweep, a row recorded again) finds its own newest checkpoint, even when the
     Tune state a resume reads was saved before it: Tune snapshots its state every few seconds, not after
     every checkpoint, and a trial keeps only its latest two (`engine/checkpoints.py`)."""
-    fs, base = filesystem(checkpoints)
+    fs, base = open_filesystem(checkpoints)
     folder = f"{base.rstrip('/')}/trial_{key}"
     saved = [
         info.path

@@ -40,7 +40,6 @@ AWS_VARIABLES = (
     "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
 )
-_TAKEN: dict[str, str] = {}  # the AWS variables this process took from URIs' queries
 _SHOWN: dict[str, str] = {}  # a settled URI -> the same with the settings of its query that are no secret
 PUBLIC = ("endpoint_override", "scheme", "region")
 
@@ -75,7 +74,7 @@ def settle(root: str, field: str = "--results") -> str:
             continue
         if name == "endpoint_override" and "://" not in value:
             value = f"{settings.get('scheme', 'https')}://{value}"
-        os.environ[QUERY_SETTINGS[name]] = _TAKEN[QUERY_SETTINGS[name]] = value
+        os.environ[QUERY_SETTINGS[name]] = value
     return plain
 
 
@@ -86,8 +85,8 @@ def shown(root: object) -> str:
 
 
 def worker_environment() -> dict[str, str]:
-    """The AWS variables Ray workers need to reach the stores of this process: those it took from URIs, and
-    those set in its environment (a cluster's nodes may lack them)."""
+    """The AWS variables Ray workers need to reach the stores of this process: those set in its environment,
+    the settings it took from URIs' queries among them (a cluster's nodes may lack them)."""
     return {name: os.environ[name] for name in AWS_VARIABLES if name in os.environ}
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
-import duckdb
 import pandas as pd
 
 from sweep.errors import ResultsError
 from sweep.store.damage import damage, unreadable_files
 from sweep.store.schema import TABLES
 from sweep.store.tables import GONE, SWAP_RETRIES, ResultsStore
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def query(store: ResultsStore, sql: str) -> pd.DataFrame:
@@ -35,6 +38,8 @@ class _Swapped(Exception):
 
 
 def _query(store: ResultsStore, sql: str) -> pd.DataFrame:
+    import duckdb  # here, not at import: workers import the store package for where results live
+
     con = duckdb.connect()
     try:
         for name in TABLES:

@@ -168,12 +168,10 @@ class ResultsStore:
         store, at the same path on every machine (Tune's saved searcher names it), and the store keeps the
         journal itself (`save_journal`): a copy that lacks what the store holds is fetched first, so a
         resume on a machine that never ran the sweep continues its study."""
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            folder = f"{self.base}/_sweeps"
-            os.makedirs(folder, exist_ok=True)
-            return f"{folder}/{sweep}.optuna.log"
         local = self._journal_copy(sweep)
         os.makedirs(os.path.dirname(local), exist_ok=True)
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            return local
         remote = self.fs.get_file_info(self._journal_key(sweep))
         if remote.type == pafs.FileType.File and remote.size > _size(local):
             with self.fs.open_input_stream(remote.path) as stream, open(local, "wb") as out:
@@ -196,16 +194,17 @@ class ResultsStore:
             raise ResultsError(f"cannot write {self._journal_key(sweep)}: {_reason(exc)}") from None
 
     def discard_study(self, sweep: str) -> None:
-        journal = self.study_journal(sweep)
-        if journal is not None and os.path.exists(journal):
+        journal = self._journal_copy(sweep)
+        if os.path.exists(journal):
             os.remove(journal)
-        if (
-            not isinstance(self.fs, pafs.LocalFileSystem)
-            and self.fs.get_file_info(self._journal_key(sweep)).size
-        ):
-            self.fs.delete_file(self._journal_key(sweep))
+        remote = self._journal_key(sweep)
+        if remote != journal and self.fs.get_file_info(remote).type == pafs.FileType.File:
+            self.fs.delete_file(remote)
 
     def _journal_copy(self, sweep: str) -> str:
+        """The journal's local file: on a local disk the journal itself, else this machine's working copy."""
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            return self._journal_key(sweep)
         store = hashlib.sha256(self.root.encode()).hexdigest()[:16]
         return os.path.join(os.environ.get("SPARSE_SWEEP_JOURNALS") or JOURNALS, store, f"{sweep}.optuna.log")
 
