@@ -23,6 +23,7 @@ KEYS = (
     "snip_cost",
     "grasp_cost",
     "synflow_cost",
+    "subnormal_cost",
     "sweep_overhead",
     "peak_fraction",
     "sparse_speedup",
@@ -52,6 +53,9 @@ def test_quick_bench_reports_every_ratio(cli, tmp_path):
         else:
             assert line.endswith(("met", "MISSED")), line
     assert record["raw"]["sweep_overhead"]["trials"] >= 2
+    subnormal = record["raw"]["subnormal_cost"]  # the kept side really computed with subnormal weights
+    share = subnormal["subnormal_weights"] / subnormal["active_weights"]
+    assert 0.02 < share < 0.1
 
 
 def test_bench_rejects_an_unknown_comparison(cli):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
+from sweep.core.numerics import flush_subnormals
 from sweep.core.train import train_trial
 from sweep.engine.recorder import summary_epochs
 from sweep.spec import ACTIVATIONS, parse_trial
@@ -47,6 +49,16 @@ def test_huge_learning_rate_diverges(synthetic):
     assert outcome.status == "diverged"
     assert len(outcome.epochs) < 6
     assert not math.isfinite(outcome.epochs[-1].metrics["train_loss"])
+
+
+def test_a_trial_computes_with_subnormals_flushed(synthetic):
+    """Subnormal floats (below 1.2e-38) would slow every CPU matmul that meets them; a trial flushes them."""
+    flush_subnormals(False)
+    tiny = torch.tensor([1e-30])
+    assert (tiny * 1e-10).item() != 0.0  # 1e-40 is subnormal: kept as it is before the trial
+    cfg = config(train={"optimizer": "rmsprop", "lr": 0.001, "weight_decay": 5e-4}, model={"batchnorm": True})
+    assert train_trial(cfg, data=synthetic).status == "done"
+    assert (tiny * 1e-10).item() == 0.0
 
 
 def test_deterministic_for_a_seed(synthetic):

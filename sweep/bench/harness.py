@@ -29,6 +29,7 @@ GOALS = {
     "snip_cost": None,  # costs to know, with no goal: once per trial, against an epoch it trains many of
     "grasp_cost": None,
     "synflow_cost": None,
+    "subnormal_cost": None,  # what subnormal weights would cost; the trainer flushes them
     "sweep_overhead": ("<=", 1.25),
     "peak_fraction": (">=", 0.55),
     "sparse_speedup": (">=", 5.0),

@@ -8,6 +8,8 @@ and reports the ratio of each pair as min / median / max, plus the absolute time
 - checkpoint_overhead = epoch with the checkpoint a worker hands Tune after it / epoch without one;
 - rigl_overhead  = RigL epoch (mask updates every 100 steps) / static-mask epoch on the reference MLP;
 - snip_cost, grasp_cost, synflow_cost = choosing the masks by that method / one training epoch;
+- subnormal_cost = forward and backward passes of the reference MLP with 5% of its weights subnormal,
+                   computed as they are / flushed to zero as the trainer does (`sweep.core.numerics`);
 - sweep_overhead = `sweep run` wall on an embedded Ray / (the same trials' serial time / parallel workers);
 - peak_fraction  = the trainer's FLOP/s on the reference MLP (784-300-100-10, batch 128, all weights counted)
                    / this machine's dense matmul FLOP/s at the same dtype;
@@ -25,10 +27,12 @@ from sweep.bench.checkpoint import checkpoint_cost
 from sweep.bench.harness import Result, Settings, machine, quick_header, summary_line
 from sweep.bench.masks import rigl_cost, scoring_cost
 from sweep.bench.sparse import calibrate, sparse_speed
+from sweep.bench.subnormal import subnormal_cost
 from sweep.bench.sweep import sweep_cost
 from sweep.bench.trainer import data_path, egf_cost, masking, peak
 from sweep.core.data import load_arrays, make_splits
 from sweep.core.layers import calibration_path
+from sweep.core.numerics import flush_subnormals
 from sweep.spec import DatasetSpec
 
 
@@ -40,6 +44,7 @@ def run_bench(
 ) -> dict:
     """Run every comparison (or those in `only`) and return the JSON-ready record."""
     settings = Settings(torch.device(device), quick)
+    flush_subnormals()  # every comparison runs its trainer side as a trial does
     if settings.device.type == "cuda" and not torch.cuda.is_available():
         from sweep.errors import UserError
 
@@ -57,6 +62,7 @@ def run_bench(
         "synflow_cost": lambda: scoring_cost("synflow", splits, settings),
         "peak_fraction": lambda: peak(splits, settings),
         "sparse_speedup": lambda: sparse_speed(splits, settings),
+        "subnormal_cost": lambda: subnormal_cost(splits, settings),
         "sweep_overhead": lambda: sweep_cost(settings),
     }
     record: dict = {"machine": machine(settings.device), "quick": quick, "raw": {}}

@@ -28,6 +28,7 @@ from sweep.core.layers import MaskEnforcer
 from sweep.core.masks import methods
 from sweep.core.masks.schedule import MaskChanges, MaskSchedule
 from sweep.core.models import SparseNet
+from sweep.core.numerics import flush_subnormals
 from sweep.core.optim import make_optimizer, make_schedule
 from sweep.spec import TrainSpec, TrialConfig
 
@@ -100,6 +101,7 @@ def train_trial(
     outcome = TrialOutcome(config)
     seed, tcfg = config.train.seed, config.train
     device = resolve_device(tcfg.device)
+    flush_subnormals()
     torch.manual_seed(seed)
     splits = (
         data

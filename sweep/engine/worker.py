@@ -25,6 +25,7 @@ from ray import tune
 from sweep.core.checkpoint import load_state, save_state
 from sweep.core.data import ArrayDataset, DeviceDataset, to_device
 from sweep.core.facts import TrialFacts, resolve_device
+from sweep.core.numerics import flush_subnormals
 from sweep.core.train import EpochReport, train_trial
 from sweep.plans.types import PLANNED
 from sweep.spec import DatasetSpec, TrialConfig, parse_trial
@@ -41,6 +42,7 @@ def run_planned_trial(config: dict, data: Mapping[str, ArrayDataset], threads: i
         tune.report({**config[REPLAY], "replayed": True})
         return
     trial = parse_trial(config[PLANNED]["config"])
+    flush_subnormals()  # before any torch thread starts: each thread inherits the flag from its creator
     torch.set_num_threads(threads)
     state, continued = latest_state(checkpoints, trial.key), None
     if state is None:
