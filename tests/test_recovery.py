@@ -63,9 +63,11 @@ def test_one_driver_per_sweep_and_a_killed_drivers_sweep_resumes(tmp_path):
     assert "sweep leased is being run by another driver: 'sweep run' on" in refused
     assert f"(pid {winner.pid})" in refused and "Traceback" not in refused
 
-    drivers.wait_for(lambda: len(drivers.done_rows(results, "leased")) >= 2, winner)
+    drivers.wait_for(lambda: (results / "_sweeps" / "leased.json").exists(), winner)
     busy = drivers.sweep("resume", "leased", "--results", results)
     assert busy.returncode == 2 and "is being run by another driver" in busy.stderr
+    # killed as soon as two trials are in, with no slow command in between, so that the sweep is mid-way
+    drivers.wait_for(lambda: len(drivers.done_rows(results, "leased")) >= 2, winner)
     os.killpg(winner.pid, signal.SIGKILL)
     winner.wait()
     before = {t["trial_key"]: t["started_at"] for t in drivers.done_rows(results, "leased")}
