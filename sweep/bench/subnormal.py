@@ -17,13 +17,13 @@ from sweep.core.numerics import flush_subnormals
 from sweep.spec import TrainSpec
 
 SHARE = 0.05  # of each layer's active weights
-SUBNORMAL = 1e-39  # below float32's smallest normal number, 1.18e-38
+SUBNORMAL = 1e-39
+SMALLEST_NORMAL = torch.finfo(torch.float32).tiny  # 1.18e-38
 
 
 def subnormal_cost(splits: Splits, settings: Settings) -> Result:
     """Forward and backward passes with subnormal weights computed as they are / with them flushed."""
-    tcfg = TrainSpec(optimizer="rmsprop", lr=0.001, weight_decay=5e-4)
-    trainer = Trainer(REFERENCE, splits, settings, tcfg)
+    trainer = Trainer(REFERENCE, splits, settings, TrainSpec())  # its model only: no optimizer step runs
     model, batches = trainer.model, chunk(splits, settings)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the flag is per thread: on one, it governs every operation below
@@ -35,7 +35,7 @@ def subnormal_cost(splits: Splits, settings: Settings) -> Result:
             chosen = (torch.rand(weight.shape, generator=generator) < SHARE).to(weight.device)
             weight[chosen & (weight != 0)] = SUBNORMAL
     weights = [layer.weight for layer in model.weight_layers]
-    subnormals = sum(int(((w != 0) & (w.abs() < 1e-38)).sum()) for w in weights)
+    subnormals = sum(int(((w != 0) & (w.abs() < SMALLEST_NORMAL)).sum()) for w in weights)
     active = sum(layer.active_weights for layer in model.weight_layers)
 
     def passes(flush: bool) -> None:
