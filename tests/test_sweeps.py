@@ -14,8 +14,10 @@ import torch
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from sweep.engine.searcher import first_proposals
+from sweep.engine.searcher import make_searcher
 from sweep.plans.sc_sdc import sc_sdc_trials
+from sweep.plans.snas import make_template
+from sweep.plans.types import PLANNED
 from sweep.spec import load_spec, parse_spec
 from sweep.store import ResultsStore, query
 
@@ -46,6 +48,14 @@ grid: {sparse_width: 48, ratios: [0.25, 0.5], depths: [1, 2], seeds: [0]}
 
 def rows(root, sweep):
     return ResultsStore(root).rows("trials", sweep)
+
+
+def first_proposals(spec, input_shape, num_classes, n, journal) -> list[dict]:
+    """The first `n` trials the searcher proposes for a spec (what a sweep would start with)."""
+    searcher = make_searcher(spec, make_template(spec, input_shape, num_classes), str(journal))
+    searcher.set_search_properties(None, None, {})
+    proposals = [searcher.suggest(f"trial_{i}") for i in range(n)]
+    return [{k: v for k, v in p.items() if k != PLANNED} for p in proposals]
 
 
 @needs_fashion
@@ -139,7 +149,7 @@ search: {num_samples: 4, sampler: nsga2, metric: test_acc, density_levels: [0.1,
         )
 
 
-def test_same_seed_proposes_the_same_first_trials():
+def test_same_seed_proposes_the_same_first_trials(tmp_path):
     spec = parse_spec(
         {
             "name": "s",
@@ -148,10 +158,10 @@ def test_same_seed_proposes_the_same_first_trials():
             "search": {"sampler": "tpe", "seed": 7, "num_samples": 20},
         }
     )
-    a = first_proposals(spec, (1, 28, 28), 10, 6)
-    b = first_proposals(spec, (1, 28, 28), 10, 6)
+    a = first_proposals(spec, (1, 28, 28), 10, 6, tmp_path / "a.log")
+    b = first_proposals(spec, (1, 28, 28), 10, 6, tmp_path / "b.log")
     reseeded = dataclasses.replace(spec, search=dataclasses.replace(spec.search, seed=8))
-    other = first_proposals(reseeded, (1, 28, 28), 10, 6)
+    other = first_proposals(reseeded, (1, 28, 28), 10, 6, tmp_path / "c.log")
     assert a == b
     assert a[:2] == other[:2]  # the warm starts: uniform and ERK at 10%
     assert a[2:] != other[2:]
@@ -214,12 +224,12 @@ def test_resume_of_an_unknown_sweep(cli, tmp_path):
     assert result.code == 2 and "no sweep named 'nothing-here'" in result.err
 
 
-def test_shipped_sweep_specs_expand():
+def test_shipped_sweep_specs_expand(tmp_path):
     grid = load_spec(SPECS / "sc_sdc_mlp_fashion.yaml")
     assert len(sc_sdc_trials(grid)) == 2 * 5 * 3 * 3 * 3 * 2 * 2
     for name in ("quickstart", "snas_mlp_fashion", "snas_cnn_fashion"):
         spec = load_spec(SPECS / f"{name}.yaml")
-        assert spec.kind == "snas" and first_proposals(spec, (1, 28, 28), 10, 3)
+        assert spec.kind == "snas" and first_proposals(spec, (1, 28, 28), 10, 3, tmp_path / f"{name}.log")
     assert (ROOT / "cluster" / "local_head.sh").exists()
 
 
@@ -248,20 +258,21 @@ def test_ctrl_c_then_resume(tmp_path):
     assert all(t["status"] == "done" for t in trials)
 
 
-def test_ctrl_c_then_resume_a_search(tmp_path):
+@pytest.mark.parametrize("sampler", ["random", "tpe", "nsga2"])
+def test_ctrl_c_then_resume_a_search(tmp_path, sampler):
     """A search stopped mid-trial continues its Optuna study: every proposal once, the trials cut short
     continue from their checkpoints, finished ones are not trained again, and Optuna stays quiet."""
     spec = write_spec(
         tmp_path / "s.yaml",
-        """
+        f"""
 name: search-resume
 kind: snas
-dataset: {name: synthetic}
-model: {widths: [32, 16]}
-train: {optimizer: momentum, lr: 0.05, epochs: 40, batch_size: 64, checkpoint_every: 2}
-egf: {samples: 128}
-search: {num_samples: 5, sampler: random, density_levels: [0.1, 0.2, 0.5, 1.0], seed: 5}
-ray: {max_concurrent_trials: 2}
+dataset: {{name: synthetic}}
+model: {{widths: [32, 16]}}
+train: {{optimizer: momentum, lr: 0.05, epochs: 40, batch_size: 64, checkpoint_every: 2}}
+egf: {{samples: 128}}
+search: {{num_samples: 5, sampler: {sampler}, density_levels: [0.1, 0.2, 0.5, 1.0], seed: 5}}
+ray: {{max_concurrent_trials: 2}}
 """,
     )
     results = tmp_path / "r"
@@ -293,6 +304,8 @@ ray: {max_concurrent_trials: 2}
             assert trial["started_at"] == before[trial["trial_key"]]
     storage = JournalStorage(JournalFileBackend(str(results / "_sweeps" / "search-resume.optuna.log")))
     (summary,) = optuna.get_all_study_summaries(storage)
-    study = optuna.load_study(study_name=summary.study_name, storage=storage).trials
-    assert [t.state for t in study] == [optuna.trial.TrialState.COMPLETE] * 5  # five proposals, once each
-    assert {t.user_attrs["trial_key"] for t in study} == set(keys)  # replays share a key
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 5  # five proposals, once
+    assert {t.user_attrs["trial_key"] for t in study.trials} == set(keys)  # replays share a key
+    names = ["val_acc", "active_weights"] if sampler == "nsga2" else ["val_acc"]
+    assert study.metric_names == names  # what optuna-dashboard shows

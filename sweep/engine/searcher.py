@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import importlib.util
+import shlex
+import sys
+from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from sweep.core.data import ArrayDataset
 from sweep.engine.generation import Generation
 from sweep.engine.replay import ReplayingSearcher
 from sweep.engine.session import Echo
 from sweep.engine.study import open_study
+from sweep.engine.study_searcher import StudySearcher
 from sweep.engine.worker import dataset_key
-from sweep.plans.snas import SearchTemplate, define_space, make_sampler, make_template
-from sweep.plans.types import PLANNED
+from sweep.plans.snas import SearchTemplate, define_space, make_template
 from sweep.spec import SweepSpec
 from sweep.store import ResultsStore
 
@@ -56,7 +57,7 @@ def search_config(
         f"searching {more} trials: {search.sampler} on {search.metric}, {warm} warm starts, "
         f"levels {list(template.levels)}"
     )
-    echo(f"the Optuna study: {journal}; watch it with: optuna-dashboard {journal}")
+    echo(f"the Optuna study: {journal}; {dashboard_hint(journal)}")
     settings_then = generation.sampler_settings
     searcher = make_searcher(spec, template, journal, settings_then, start.seed, start.queue_warm_starts)
     return tune.TuneConfig(
@@ -72,30 +73,32 @@ def search_config(
 def make_searcher(
     spec: SweepSpec,
     template: SearchTemplate,
-    journal: str | None = None,
+    journal: str,
     settings: Mapping[str, int] | None = None,
     seed: int | None = None,
     warm_starts: bool = True,
-) -> OptunaSearch:
-    """Ray's `OptunaSearch` with the plans' space and sampler; its study in an Optuna journal file when
-    `journal` names one (so that `optuna-dashboard` and Optuna itself can read the search as it runs)."""
-    sampler, objective = make_sampler(spec.search, settings, seed)
-    storage = JournalStorage(JournalFileBackend(journal)) if journal else None
+) -> StudySearcher:
+    """Ray's `OptunaSearch` with the plans' space and sampler, its study in the Optuna journal file `journal`
+    (so that `optuna-dashboard` and Optuna itself can read the search as it runs)."""
     points = [dict(point) for point in template.warm_starts] if warm_starts else []
-    return OptunaSearch(
+    return StudySearcher(
+        spec.search,
+        settings,
+        seed,
+        journal,
         space=partial(define_space, template=template),
-        metric=objective.metric,
-        mode=objective.mode,
-        sampler=sampler,
         points_to_evaluate=points or None,
         study_name=spec.name,
-        storage=storage,
     )
 
 
-def first_proposals(spec: SweepSpec, input_shape: Sequence[int], num_classes: int, n: int) -> list[dict]:
-    """The first `n` trials the searcher proposes for a spec (what a sweep would start with)."""
-    searcher = make_searcher(spec, make_template(spec, input_shape, num_classes))
-    searcher.set_search_properties(None, None, {})
-    proposals = [searcher.suggest(f"trial_{i}") for i in range(n)]
-    return [{k: v for k, v in p.items() if k != PLANNED} for p in proposals]
+def dashboard_hint(journal: str) -> str:
+    """How to watch the study: the dashboard's command, and first how to install it where it is missing."""
+    beside = Path(sys.executable).parent / "optuna-dashboard"  # where pip puts it for this interpreter
+    missing = importlib.util.find_spec("optuna_dashboard") is None
+    command = shlex.quote(str(beside)) if missing or beside.exists() else "optuna-dashboard"
+    watch = f"{command} {shlex.quote(journal)}"
+    if missing:
+        install = f"{shlex.quote(sys.executable)} -m pip install optuna-dashboard"
+        return f"watch it with: {install} && {watch}"
+    return f"watch it with: {watch}"

@@ -11,6 +11,7 @@ nothing else. A study whose journal is gone is rebuilt from the sweep's own rows
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import optuna
@@ -48,6 +49,9 @@ def open_study(
     study = optuna.create_study(
         storage=storage, study_name=spec.name, directions=directions, load_if_exists=True
     )
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, and what optuna-dashboard shows
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(goal.metric if isinstance(goal.metric, list) else [goal.metric])
     abandoned = 0
     for trial in study.get_trials(deepcopy=False, states=OPEN):
         storage.set_trial_user_attr(trial._trial_id, "abandoned", True)
