@@ -3,19 +3,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The versions the suite passes on, for every optional extra: `make lock` refreshes them (README, "Versions").
+LOCK := requirements.lock
+EXTRAS := test,dashboard
+LATEST := .venv-latest
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install data demo test lint reproduce
+.PHONY: install data demo test test-fast test-latest lint lock reproduce
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
+	$(BIN)/python .ci/lock_matches.py $(LOCK)
 	touch $(STAMP)
+
+# The newest versions pyproject.toml admits, resolved for every Python it supports, into the lock.
+lock: install
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --upgrade \
+	  --no-annotate --custom-compile-command "make lock" -o $(LOCK)
 
 # Fashion-MNIST from Debian's package; see README for other ways.
 data:
@@ -34,8 +45,21 @@ demo: install data
 	$(BIN)/sweep run search_spaces/quickstart.yaml
 	$(BIN)/sweep report quickstart
 
+PYTEST_ARGS ?=
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: everything but the tests marked slow (real sweeps, clusters, faults).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+# The whole suite on the newest versions the ranges admit, in a venv of its own (the lock's stays as it is).
+test-latest:
+	test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
+	$(LATEST)/bin/python -m pip list --format freeze | grep -iE '^(torch|ray|optuna|duckdb|pandas|pyarrow|numpy)=='
+	$(LATEST)/bin/python -m pytest
 
 lint: install
 	$(BIN)/ruff check sweep tests

@@ -44,7 +44,7 @@ def free_port() -> int:
 def head(tmp_path_factory):
     temp = tmp_path_factory.mktemp("ray-head")
     port, dashboard, client, agent = (free_port() for _ in range(4))
-    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     start = subprocess.run(
         [
             str(SCRIPT),
@@ -138,7 +138,7 @@ def test_cluster_recipes_parse():
 
 
 def head_script(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.run(
         [str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
     )
@@ -235,21 +235,27 @@ def test_a_jobs_working_dir_holds_the_tracked_project(tmp_path):
     assert parse_spec(yaml.safe_load(env["env_vars"]["SPARSE_SWEEP_SPEC"])).name == "staged"
 
 
+def having(node: object, key: str) -> list[dict]:
+    """Every mapping with `key` anywhere in a manifest."""
+    if isinstance(node, dict):
+        found = [node] if key in node else []
+        return found + [c for value in node.values() for c in having(value, key)]
+    if isinstance(node, list):
+        return [c for value in node for c in having(value, key)]
+    return []
+
+
 def containers(node: object) -> list[dict]:
     """Every container (a mapping with an image) anywhere in a manifest."""
-    if isinstance(node, dict):
-        found = [node] if "image" in node else []
-        return found + [c for value in node.values() for c in containers(value)]
-    if isinstance(node, list):
-        return [c for value in node for c in containers(value)]
-    return []
+    return having(node, "image")
 
 
 def pip_requirements(command: str) -> set[str]:
     """The requirements a shell command's `pip install` names (its options left out)."""
     words = shlex.split(command.split("&&")[0])
     assert words[:2] == ["pip", "install"], command
-    return {w for w in words[2:] if not w.startswith("-")}
+    assert words[words.index("-c") + 1] == "/etc/sparse-sweep/requirements.lock", command  # tested versions
+    return {w for i, w in enumerate(words[2:], 2) if not w.startswith("-") and words[i - 1] != "-c"}
 
 
 def test_recipes_install_the_pinned_dependencies_with_python_3_11():
@@ -258,17 +264,21 @@ def test_recipes_install_the_pinned_dependencies_with_python_3_11():
     ray_version = re.search(r"ray\[[^]]*\]>=([\d.]+),", " ".join(pins)).group(1)
     assert project["requires-python"] == ">=3.11"
     for name in ("raycluster.yaml", "rayjob.yaml"):
-        found = containers(yaml.safe_load((ROOT / "cluster" / "kuberay" / name).read_text()))
+        manifest = yaml.safe_load((ROOT / "cluster" / "kuberay" / name).read_text())
+        found = containers(manifest)
         assert len(found) == 2, name  # the head and the GPU workers
+        lock = {"name": "lock", "configMap": {"name": "sparse-sweep-lock"}}
+        assert all(lock in pod["volumes"] for pod in having(manifest, "containers")), name
         for container in found:
             assert re.fullmatch(rf"rayproject/ray:{ray_version}\.0-py311(-gpu)?", container["image"])
             assert pip_requirements(container["args"][0]) == pins, (name, container["name"])
             assert container["args"][0].endswith('exec /bin/bash -c "$KUBERAY_GEN_RAY_START_CMD"')
+            mount = {"name": "lock", "mountPath": "/etc/sparse-sweep", "readOnly": True}
+            assert mount in container["volumeMounts"]
     aws = yaml.safe_load((ROOT / "cluster" / "aws-gpu.yaml").read_text())
     setup = " ; ".join(aws["setup_commands"])
-    assert (
-        "python3.11 -m venv .venv" in setup and ".venv/bin/pip install -q -e '.[s3]'" in setup
-    )  # pyproject's pins, and boto3 for a lease in a bucket
+    assert "python3.11 -m venv .venv" in setup  # pyproject's pins at the lock's versions, boto3 for a bucket
+    assert ".venv/bin/pip install -q -c requirements.lock -e '.[s3]'" in setup
     assert {".env", "secrets.yaml", ".ssh"} <= set(aws["rsync_exclude"])
 
 
