@@ -223,6 +223,7 @@ def _existing_store(results: str) -> ResultsStore:
 def compact(args: argparse.Namespace) -> int:
     from sweep.engine.lease import driver_lease
     from sweep.store.compaction import compact, compaction_line
+    from sweep.store.repair import repair, repair_line
 
     store = _existing_store(args.results)
     names = [args.name] if args.name else store.sweeps()
@@ -231,6 +232,9 @@ def compact(args: argparse.Namespace) -> int:
         raise UserError(f"no sweep named {args.name!r} in {args.results} (sweeps there: {known})")
     for name in names:
         with driver_lease(store, name, "compact"):  # no driver writes while its files are swapped
+            if args.repair:
+                print(repair_line(name, repair(store, name)))
+                continue
             store.check_readable(name)
             print(compaction_line(name, compact(store, name)))
     return 0

@@ -121,5 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("compact", commands.compact, "Rewrite sweeps' per-trial files into a few large ones.")
     p.add_argument("name", nargs="?", help="a sweep's name (default: every sweep under the results)")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="rebuild a damaged or missing _compaction.json from the compacted files' own metadata "
+        "(each trial's rows once, from its newest file), then compact",
+    )
     results_arg(p)
     return parser

@@ -46,14 +46,24 @@ def compact(store: ResultsStore, sweep: str) -> list[Compaction]:
 
 
 def compact_table(store: ResultsStore, sweep: str, table: str) -> Compaction | None:
-    files = store.files(table, sweep)
+    files = store.files(table, sweep)  # a manifest that cannot be trusted stops it here: nothing is deleted
     before = files.live + files.compacted
     partition = f"{files.folder}/sweep={sweep}"
-    on_disk = [info for info in _listing(store, partition) if info.base_name.endswith(".parquet")]
+    on_disk = [info for info in listing(store, partition) if info.base_name.endswith(".parquet")]
     stale = [info.path for info in on_disk if info.path not in before]  # a dead compaction's leftovers
     if not files.live and len(files.compacted) <= 1 and not stale:
         return None
-    data = store.read(table, sweep).drop(["sweep"]).sort_by([(c, "ascending") for c in _order(table)])
+    data = store.read(table, sweep).drop(["sweep"])
+    return switch(store, sweep, table, data, on_disk)
+
+
+def switch(
+    store: ResultsStore, sweep: str, table: str, data: pa.Table, on_disk: list[pafs.FileInfo]
+) -> Compaction:
+    """Write `data` as a new generation, switch the manifest to it, then delete the partition's other
+    Parquet files (`on_disk`, listed before the write)."""
+    partition = f"{store.base}/{table}/sweep={sweep}"
+    data = data.sort_by([(c, "ascending") for c in _order(table)])
     generation = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     names = []
     for index, start in enumerate(range(0, max(1, data.num_rows), FILE_ROWS)):
@@ -63,16 +73,16 @@ def compact_table(store: ResultsStore, sweep: str, table: str) -> Compaction | N
     keys = sorted(set(data.column("trial_key").to_pylist()))
     manifest = {"generation": generation, "files": names, "keys": keys, "rows": data.num_rows}
     store.write_text(f"{table}/sweep={sweep}/{MANIFEST}", json.dumps(manifest))  # the switch
-    for path in before + stale:
+    replaced = [info.path for info in on_disk if info.base_name not in names]
+    for path in replaced:
         store.fs.delete_file(path)
-    sizes = {info.path: info.size for info in on_disk}
-    after = [info for info in _listing(store, partition) if info.base_name in names]
+    after = [info for info in listing(store, partition) if info.base_name in names]
     return Compaction(
         table,
-        len(before),
+        len(replaced),
         len(names),
         data.num_rows,
-        sum(sizes.get(path, 0) or 0 for path in before),
+        sum(info.size or 0 for info in on_disk if info.path in replaced),
         sum(info.size or 0 for info in after),
     )
 
@@ -88,7 +98,7 @@ def _write(store: ResultsStore, path: str, data: pa.Table, table: str) -> None:
         pq.write_table(data, path, filesystem=store.fs, row_group_size=ROW_GROUP)
 
 
-def _listing(store: ResultsStore, partition: str) -> list[pafs.FileInfo]:
+def listing(store: ResultsStore, partition: str) -> list[pafs.FileInfo]:
     return store.fs.get_file_info(pafs.FileSelector(partition, allow_not_found=True))
 
 

@@ -5,7 +5,10 @@ While a sweep runs, each trial writes one file per table, `part-<trial_key>.parq
 then switches the partition's manifest, `_compaction.json`, which names them and the trial keys they hold;
 files of another generation are not part of the table (a compaction that died halfway leaves them, and the
 next one deletes them). A trial's own file wins over its compacted rows: it ran again after the compaction.
-So the project's readers see either the files before a compaction or the files after it, and each trial once.
+So the project's readers see either the files before a compaction or the files after it, and each trial once:
+a manifest that names a file the listing lacks was switched after the listing, and the reader lists again
+(`StaleListing`); one that still does, or that does not parse, or compacted files with no manifest, is damage
+(`DamagedManifest`), never "no compacted rows" (`sweep compact NAME --repair` rebuilds it).
 
 A table's files come from one listing (one request on an object store), and each file is read as a fragment
 whose size and partition the listing gave: no request per file to learn its size, and no schema inference.
@@ -26,6 +29,23 @@ from sweep.store.schema import TABLES, sweep_column
 
 MANIFEST = "_compaction.json"
 _FORMAT = pads.ParquetFileFormat()
+
+
+class StaleListing(Exception):
+    """A manifest names compacted files the listing lacks: a compaction switched after the listing."""
+
+    def __init__(self, manifest: str, missing: list[str]) -> None:
+        super().__init__(manifest)
+        self.manifest, self.missing = manifest, missing
+
+
+class DamagedManifest(Exception):
+    """A partition's manifest cannot be trusted: what is wrong with it, and the sweep it belongs to."""
+
+    def __init__(self, manifest: str, problem: str) -> None:
+        super().__init__(f"{manifest} {problem}")
+        self.manifest, self.problem = manifest, problem
+        self.sweep = manifest.rpartition("/")[0].rpartition("/")[2].removeprefix("sweep=")
 
 
 @dataclass
@@ -100,12 +120,19 @@ def table_files(fs: pafs.FileSystem, base: str, table: str, sweep: str | None = 
             compacted[partition].append(info.path)
         elif name == MANIFEST:
             manifests.append(partition)
+    for partition in sorted(set(compacted) - set(manifests)):
+        names = ", ".join(sorted(path.rpartition("/")[2] for path in compacted[partition]))
+        problem = f"is missing, yet compacted files are there ({names})"
+        raise DamagedManifest(f"{partition}/{MANIFEST}", problem)
     for partition in manifests:
         manifest = read_manifest(fs, partition)
-        if manifest is None:
-            continue
-        named = {f"{partition}/{name}" for name in manifest["files"]}
-        files.compacted += sorted(path for path in compacted[partition] if path in named)
+        if manifest is None:  # gone since the listing: a compaction cannot remove one, so list again
+            raise StaleListing(f"{partition}/{MANIFEST}", [])
+        named = [f"{partition}/{name}" for name in manifest["files"]]
+        missing = [path for path in named if path not in files.sizes]
+        if missing:
+            raise StaleListing(f"{partition}/{MANIFEST}", missing)
+        files.compacted += sorted(named)
         overridden = live_keys[partition] & set(manifest["keys"])
         if overridden:
             files.overridden[partition.rpartition("/")[2].removeprefix("sweep=")] |= overridden
@@ -117,8 +144,33 @@ def _sweep_of(path: str) -> str:
 
 
 def read_manifest(fs: pafs.FileSystem, partition: str) -> dict | None:
+    """A partition's manifest, checked; None where it has none. One that does not parse, or lacks what a
+    manifest holds, is a `DamagedManifest`."""
+    path = f"{partition}/{MANIFEST}"
     try:
-        with fs.open_input_stream(f"{partition}/{MANIFEST}") as stream:
-            return json.loads(stream.readall())
-    except (FileNotFoundError, ValueError):
+        with fs.open_input_stream(path) as stream:
+            text = stream.readall()
+    except FileNotFoundError:
         return None
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise DamagedManifest(path, f"is not JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise DamagedManifest(path, f"holds a {type(manifest).__name__}, not a manifest")
+    for key in ("generation", "files", "keys"):
+        if key not in manifest:
+            raise DamagedManifest(path, f"lacks '{key}'")
+    files, keys = manifest["files"], manifest["keys"]
+    if not isinstance(files, list) or not all(_compacted_name(name) for name in files) or not files:
+        expected = "expected a list of compact-*.parquet names"
+        raise DamagedManifest(path, f"has 'files' {str(files)[:80]}: {expected}")
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+        raise DamagedManifest(path, f"has 'keys' {str(keys)[:80]}: expected a list of trial keys")
+    return manifest
+
+
+def _compacted_name(name: object) -> bool:
+    if not isinstance(name, str) or "/" in name:
+        return False
+    return name.startswith("compact-") and name.endswith(".parquet")

@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 
 from sweep.errors import ResultsError
 from sweep.store.damage import damage
-from sweep.store.layout import TableFiles, table_files
-from sweep.store.location import open_filesystem, settle
+from sweep.store.layout import DamagedManifest, StaleListing, TableFiles, table_files
+from sweep.store.location import open_filesystem, settle, shown
 from sweep.store.schema import SCHEMA_VERSION, TABLES
 
 JOURNALS = "/tmp/sparse-sweep-journals"  # remote stores' journal copies: one path on every machine
@@ -133,8 +133,28 @@ class ResultsStore:
         return rows
 
     def files(self, table: str, sweep: str | None = None) -> TableFiles:
-        """The files that hold a table's rows (or one sweep's), its own and the compacted ones."""
-        return table_files(self.fs, self.base, table, sweep)
+        """The files that hold a table's rows (or one sweep's), its own and the compacted ones, from one
+        listing that agrees with the manifests (listed again while a compaction switches). A manifest that
+        cannot be trusted is an error that names it and the repair."""
+        for attempt in range(SWAP_RETRIES):
+            try:
+                return table_files(self.fs, self.base, table, sweep)
+            except StaleListing as stale:
+                if attempt == SWAP_RETRIES - 1:
+                    names = ", ".join(path.rpartition("/")[2] for path in stale.missing) or "itself"
+                    problem = f"names {names}, which the folder does not hold"
+                    raise self.damaged(DamagedManifest(stale.manifest, problem)) from None
+                time.sleep(0.05 * (attempt + 1))
+            except DamagedManifest as damaged:
+                raise self.damaged(damaged) from None
+        raise AssertionError("unreachable")
+
+    def damaged(self, damaged: DamagedManifest) -> ResultsError:
+        """The one line for a manifest that cannot be trusted: what is wrong, and the repair."""
+        return ResultsError(
+            f"{damaged.manifest} {damaged.problem}; nothing was deleted: 'sweep compact {damaged.sweep} "
+            f"--repair --results {shown(self.root)}' rebuilds it from the compacted files"
+        )
 
     def read(self, table: str, sweep: str | None = None, columns: list[str] | None = None) -> pa.Table:
         """A table's rows (one sweep's, or all), every column or those named, each trial's once. A damaged
