@@ -19,9 +19,16 @@ def damage(store: ResultsStore, table: str, error: Exception) -> ResultsError:
     for path, reason in unreadable_files(store, table):
         parts = [part.removeprefix("sweep=") for part in path.split("/") if part.startswith("sweep=")]
         sweep = parts[0] if parts else "NAME"
+        results = shown(store.root)
+        then = f"'sweep resume {sweep} --results {results}' writes its trial's rows again"
+        if path.rpartition("/")[2].startswith("compact-"):  # named by the manifest: it is rebuilt first
+            then = (
+                f"'sweep compact {sweep} --repair --results {results}', then "
+                f"'sweep resume {sweep} --results {results}' write its trials' rows again"
+            )
         return ResultsError(
             f"{path} is damaged ({reason}); move it out of the results folder (or put back a good copy), "
-            f"then 'sweep resume {sweep} --results {shown(store.root)}' writes its trial's rows again"
+            f"then {then}"
         )
     return ResultsError(f"cannot read table {table} in {store.root}: {first_line(error)}")
 

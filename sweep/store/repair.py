@@ -19,7 +19,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sweep.errors import ResultsError
-from sweep.store.compaction import Compaction, listing, switch
+from sweep.store.compaction import listing, switch
+from sweep.store.layout import MANIFEST
 from sweep.store.schema import SCHEMA_VERSION, TABLES
 from sweep.store.tables import ResultsStore
 
@@ -32,13 +33,27 @@ class Repair:
     compacted_files: int
     part_files: int
     rows: int
-    done: Compaction
 
 
 def repair(store: ResultsStore, sweep: str) -> list[Repair]:
     """Rebuild every table's partition of `sweep` from its files, once every file has been checked."""
     listings = {table: _checked_listing(store, sweep, table) for table in TABLES}
-    return [_repair_table(store, sweep, table, on_disk) for table, on_disk in listings.items() if on_disk]
+    done = []
+    for table, on_disk in listings.items():
+        if on_disk:
+            done.append(_repair_table(store, sweep, table, on_disk))
+        elif _drop_manifest(store, f"{store.base}/{table}/sweep={sweep}"):
+            done.append(Repair(table, 0, 0, 0))
+    return done
+
+
+def _drop_manifest(store: ResultsStore, partition: str) -> bool:
+    """A manifest left in a partition that holds no Parquet file names nothing there is to read: removed."""
+    path = f"{partition}/{MANIFEST}"
+    if store.fs.get_file_info(path).type != pafs.FileType.File:
+        return False
+    store.fs.delete_file(path)
+    return True
 
 
 def _checked_listing(store: ResultsStore, sweep: str, table: str) -> list[pafs.FileInfo]:
@@ -67,8 +82,8 @@ def _repair_table(store: ResultsStore, sweep: str, table: str, on_disk: list[paf
         pieces.append(rows)
         taken |= _generation_keys(store, table, compacted, path)
     data = pa.concat_tables(pieces)
-    done = switch(store, sweep, table, data, on_disk)
-    return Repair(table, len(compacted), len(parts), data.num_rows, done)
+    switch(store, sweep, table, data, on_disk)
+    return Repair(table, len(compacted), len(parts), data.num_rows)
 
 
 def _generation_keys(store: ResultsStore, table: str, compacted: list[str], path: str) -> set[str]:
