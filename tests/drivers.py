@@ -26,10 +26,10 @@ def start(*args: object, env: dict | None = None) -> subprocess.Popen:
     )
 
 
-def sweep(*args: object, timeout: float = 600) -> subprocess.CompletedProcess:
+def sweep(*args: object, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """`sweep ARGS...` to its end."""
     command = [sys.executable, "-m", "sweep", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, env=env or ENV, timeout=timeout)
 
 
 def done_rows(results: Path | str, name: str) -> list[dict]:

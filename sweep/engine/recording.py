@@ -1,9 +1,10 @@
 """The driver's record of a Tune run: each trial's rows as its reports arrive, its `trials` row at its end.
 
 Writes run on one background thread, in order: a worker's `tune.report` waits for the driver to take its
-result, so the driver's loop must not wait for Parquet files. The first write that fails stops the sweep at
-once (Tune saves its state, as on Ctrl-C), and the sweep ends with that one error; `sweep resume` then
-continues it and rewrites what was missing.
+result, so the driver's loop must not wait for Parquet files. Each write runs under the store deadline and
+behind the driver's lease (`sweep/store/fence.py`): the first write that fails, does not end in time or
+finds the lease unproven stops the sweep at once (Tune saves its state, as on Ctrl-C), and the sweep ends
+with that one error; `sweep resume` then continues it and rewrites what was missing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from ray import tune
@@ -22,6 +24,8 @@ from sweep.plans.snas import within_budget
 from sweep.plans.types import PLANNED, entry_meta
 from sweep.spec import parse_trial
 from sweep.store import ResultsStore
+from sweep.store.deadline import store_deadline_s, store_named, within
+from sweep.store.fence import Fenced, held, holding
 from sweep.store.location import shown
 
 
@@ -35,6 +39,7 @@ class ResultsCallback(tune.Callback):
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
         self.failure: ResultsError | None = None
+        self._fence = held()  # the driver's lease: built (or restored) inside its block, on its thread
 
     def __getstate__(self) -> dict:  # pickled into Tune's experiment state: keep only the settings
         return {"results": self.results, "sweep": self.sweep, "max_active_weights": self.max_active_weights}
@@ -104,9 +109,13 @@ class ResultsCallback(tune.Callback):
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-results")
         self._pending = [f for f in self._pending if not f.done()]
-        future = self._writer.submit(action, *args, **kwargs)
+        future = self._writer.submit(self._guarded, partial(action, *args, **kwargs))
         future.add_done_callback(self._check)
         self._pending.append(future)
+
+    def _guarded(self, write: Callable[[], object]) -> object:
+        with holding(self._fence):
+            return within(store_deadline_s(), store_named(self.results), "writing rows", write)
 
     def _check(self, future: Future) -> None:
         """On the writer thread: the first failed write stops the sweep now, not after every trial."""
@@ -116,11 +125,18 @@ class ResultsCallback(tune.Callback):
         reason = (
             error if isinstance(error, ResultsError) else ResultsError(f"{type(error).__name__}: {error}")
         )
-        self.failure = ResultsError(
-            f"sweep {self.sweep} stopped: {reason}; once the results store takes writes again, "
-            f"continue it with 'sweep resume {self.sweep} --results {shown(self.results)}'"
+        self.failure = (
+            error
+            if isinstance(error, Fenced)
+            else ResultsError(
+                f"sweep {self.sweep} stopped: {reason}; once the results store takes writes again, "
+                f"continue it with 'sweep resume {self.sweep} --results {shown(self.results)}'"
+            )
         )
-        stop_tune_run()
+        if self._fence is not None:
+            self._fence.stop(self.failure)  # and exits if the run does not stop within the deadline
+        else:
+            stop_tune_run()
 
 
 def error_message(trial: Any) -> str:

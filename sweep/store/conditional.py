@@ -5,11 +5,16 @@
 the object changed since it was read), and a delete a DELETE with `If-Match`. S3 has enforced them since
 2024; so do MinIO and the S3 server the tests start. Endpoint and credentials come from the AWS settings
 (`sweep/store/location.py`), with the same timeouts and attempts as the tables' requests.
+
+A request is retried when its reply is lost; if the first attempt landed, the retry meets its own write
+and fails its condition. So a failed condition on a retry is judged by what the store holds: the object
+with these very bytes (a PUT), or no object (a DELETE), is this writer's own success, not a lost race.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from sweep.store.location import ATTEMPTS, CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S
 
@@ -66,25 +71,35 @@ class ConditionalObject:
         None when another writer came first."""
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         return self._conditional(
-            lambda: self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)
+            lambda: self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition),
+            lambda found: found[1] if found is not None and found[0] == body else None,
         )
 
     def delete(self, etag: str) -> bool:
         """Delete the object if it is still as read; False when it changed."""
         return (
             self._conditional(
-                lambda: self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+                lambda: self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag),
+                lambda found: "deleted" if found is None else None,
             )
             is not None
         )
 
-    def _conditional(self, request) -> str | None:
+    def _conditional(
+        self, request: Callable[[], dict], own: Callable[[tuple[bytes, str] | None], str | None]
+    ) -> str | None:
+        """Send a conditional request; its new ETag, or None when another writer came first. `own` tells,
+        from what the store holds now, whether a retry met this request's own first attempt."""
         from botocore.exceptions import ClientError
 
         try:
             answer = request()
         except ClientError as exc:
-            if _code(exc) in LOST_RACE:
+            code = _code(exc)
+            retried = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+            if retried and (code in LOST_RACE or code in ("NoSuchKey", "404")):
+                return own(self.get())
+            if code in LOST_RACE:
                 return None
             raise _os_error(exc) from None
         except Exception as exc:
