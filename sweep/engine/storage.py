@@ -12,11 +12,11 @@ from sweep.store.location import is_uri, open_filesystem, settle
 
 def settled_spec(spec: SweepSpec) -> SweepSpec:
     """The spec with `ray.storage` as a plain URI: its query's settings are this process's AWS variables
-    now, so neither the sweep's state nor Tune's holds a credential."""
-    if not spec.ray.storage or "?" not in spec.ray.storage:
+    now (its credentials too), so neither the sweep's state nor Tune's holds a credential."""
+    storage = settle(spec.ray.storage, "ray.storage") if spec.ray.storage else None
+    if storage == spec.ray.storage:
         return spec
-    ray_spec = dataclasses.replace(spec.ray, storage=settle(spec.ray.storage, "ray.storage"))
-    return dataclasses.replace(spec, ray=ray_spec)
+    return dataclasses.replace(spec, ray=dataclasses.replace(spec.ray, storage=storage))
 
 
 def tune_location(root: str) -> tuple[str, pafs.FileSystem | None]:

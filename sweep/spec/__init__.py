@@ -5,7 +5,6 @@ from sweep.spec.diff import Change, changes
 from sweep.spec.load import (
     apply_overrides,
     axis_keys,
-    check_sweep_name,
     load_spec,
     parse_spec,
     parse_trial,
@@ -13,6 +12,7 @@ from sweep.spec.load import (
     spec_to_yaml,
     with_settings,
 )
+from sweep.spec.names import check_sweep_name
 from sweep.spec.schema import (
     ACTIVATIONS,
     AUGMENTS,

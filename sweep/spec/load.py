@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ import yaml
 
 from sweep.errors import SpecError
 from sweep.spec.convert import build_dataclass, config_to_dict, did_you_mean
+from sweep.spec.names import check_sweep_name
 from sweep.spec.schema import (
     GLOBAL_SCOPE,
     GRID_OWNED,
@@ -34,7 +34,6 @@ from sweep.spec.schema import (
     TrialConfig,
 )
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SPEC_MB = 1
 MAX_SPEC_BYTES = MAX_SPEC_MB * 2**20  # a spec is a few kB: anything larger is not one
 
@@ -145,16 +144,6 @@ def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
     if spec.kind in ("sc_sdc", "grid"):
         spec = dataclasses.replace(spec, grid=_check_grid(spec.grid or GridSpec(), spec.kind))
     return spec
-
-
-def check_sweep_name(name: str, where: str) -> str:
-    """A sweep's name is a name, never a path: letters, digits, '.', '_' and '-', not starting with '.'."""
-    if not _NAME.fullmatch(name):
-        raise SpecError(
-            f"{where}: {name!r} is not allowed; a sweep name uses letters, digits, '.', '_' and '-' only, "
-            "and starts with a letter or digit"
-        )
-    return name
 
 
 def parse_trial(raw: Mapping[str, Any]) -> TrialConfig:

@@ -19,18 +19,27 @@ def damage(store: ResultsStore, table: str, error: Exception) -> ResultsError:
     for path, reason in unreadable_files(store, table):
         parts = [part.removeprefix("sweep=") for part in path.split("/") if part.startswith("sweep=")]
         sweep = parts[0] if parts else "NAME"
-        results = shown(store.root)
-        then = f"'sweep resume {sweep} --results {results}' writes its trial's rows again"
+        again = rerun_command(store, sweep)
+        then = f"{again} writes its trial's rows again"
         if path.rpartition("/")[2].startswith("compact-"):  # named by the manifest: it is rebuilt first
             then = (
-                f"'sweep compact {sweep} --repair --results {results}', then "
-                f"'sweep resume {sweep} --results {results}' write its trials' rows again"
+                f"'sweep compact {sweep} --repair --results {shown(store.root)}', then {again} write its "
+                "trials' rows again"
             )
         return ResultsError(
             f"{path} is damaged ({reason}); move it out of the results folder (or put back a good copy), "
             f"then {then}"
         )
     return ResultsError(f"cannot read table {table} in {store.root}: {first_line(error)}")
+
+
+def rerun_command(store: ResultsStore, sweep: str) -> str:
+    """The command, as printed, that writes a sweep's trials' rows again: `sweep resume` for a sweep that
+    `sweep run` ran, `sweep train` on its spec for a trial that `sweep train` trained alone."""
+    results = shown(store.root)
+    if sweep != "NAME" and store.sweep_state(sweep) is None:
+        return f"'sweep train SPEC --force --results {results}' (SPEC: the spec it was trained from)"
+    return f"'sweep resume {sweep} --results {results}'"
 
 
 def unreadable_files(store: ResultsStore, table: str) -> list[tuple[str, str]]:

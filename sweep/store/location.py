@@ -3,17 +3,19 @@
 An S3 store (`s3://bucket/prefix`, or any S3-compatible one: MinIO, R2, Ceph) takes its endpoint and
 credentials from the standard AWS settings: `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`), `AWS_REGION`,
 `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or a profile. A URI may also carry them in its query
-(`s3://bucket/r?endpoint_override=host:9000&scheme=http`); `settle` splits the query off, hands each
-setting to this process's AWS variables (which the Ray workers it starts inherit, see `worker_environment`),
-and keeps the plain URI, which is what the project prints, saves and joins paths to: no secret is printed
-or saved. Every S3 request here has a connect and a request timeout and three attempts, so a store that is
-away fails a command in seconds instead of hanging it.
+(`s3://bucket/r?endpoint_override=host:9000&scheme=http`), and its credentials before the bucket
+(`s3://KEY:SECRET@bucket/r`); `settle` splits them off, hands each setting to this process's AWS variables
+(which the Ray workers it starts inherit, see `worker_environment`), and keeps the plain URI, which is what
+the project prints, saves and joins paths to: no secret is printed or saved. Every S3 request here has a
+connect and a request timeout and three attempts, so a store that is away fails a command in seconds
+instead of hanging it.
 """
 
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qsl, urlsplit
+import shlex
+from urllib.parse import unquote, urlsplit
 
 import pyarrow.fs as pafs
 
@@ -53,20 +55,27 @@ def is_s3(root: str) -> bool:
 
 
 def settle(root: str, field: str = "--results") -> str:
-    """The URI without its query; an S3 query's settings become this process's AWS variables."""
-    if "?" not in root or not is_uri(root):
+    """The URI without its credentials and query. An S3 URI's settings (its query, and `KEY:SECRET@` before
+    its bucket) become this process's AWS variables, percent-decoded only: a '+' in a secret stays a '+'."""
+    if not root.strip():
+        raise UserError(f"{field}: empty; give a folder or a URI such as s3://bucket/results")
+    if not is_uri(root):
         return root
-    plain, _, query = root.partition("?")
+    address, _, query = root.partition("?")
+    scheme, _, rest = address.partition("://")
+    userinfo, rest = _userinfo(rest)
+    plain = f"{scheme}://{rest}"
+    masked = plain if userinfo is None else f"{scheme}://***@{rest}"
+    if "?" not in root and userinfo is None:
+        return root  # settled already, or nothing to settle: what `shown` knows of it stays
     if not is_s3(root):
-        raise UserError(
-            f"{field} {plain}: a query on a {root.split('://')[0]}:// URI is not supported; give that "
-            "store's settings through its own environment variables"
-        )
-    settings = dict(parse_qsl(query, keep_blank_values=True))
-    unknown = sorted(set(settings) - {*QUERY_SETTINGS, "scheme"})
-    if unknown:
-        allowed = ", ".join(sorted({*QUERY_SETTINGS, "scheme"}))
-        raise UserError(f"{field} {plain}: unknown setting {unknown[0]!r} in its query; allowed: {allowed}")
+        if query:
+            raise UserError(
+                f"{field} {masked}: a query on a {scheme}:// URI is not supported; give that store's "
+                "settings through its own environment variables"
+            )
+        return root
+    settings = _settings(query, userinfo, masked, field)
     public = "&".join(f"{name}={settings[name]}" for name in PUBLIC if name in settings)
     _SHOWN[plain] = f"{plain}?{public}" if public else plain
     for name, value in settings.items():
@@ -78,10 +87,48 @@ def settle(root: str, field: str = "--results") -> str:
     return plain
 
 
+def _userinfo(rest: str) -> tuple[str | None, str]:
+    """`KEY:SECRET@bucket/key` -> ("KEY:SECRET", "bucket/key"). A bucket's name holds neither ':' nor '@', so
+    an '@' before any '/', or after a ':' that comes before the first '/', ends credentials (a secret may
+    hold a '/'); an '@' further on is part of an object's key."""
+    head, at, tail = rest.partition("@")
+    if not at or ("/" in head and ":" not in head.split("/", 1)[0]):
+        return None, rest
+    return head, tail
+
+
+def _settings(query: str, userinfo: str | None, masked: str, field: str) -> dict[str, str]:
+    """An S3 URI's settings, checked: known names, no empty value, credentials as KEY:SECRET."""
+    settings = {}
+    for part in filter(None, query.split("&")):
+        name, _, value = part.partition("=")
+        settings[unquote(name)] = unquote(value)  # not `parse_qsl`, which reads a '+' as a space
+    unknown = sorted(set(settings) - {*QUERY_SETTINGS, "scheme"})
+    if unknown:
+        allowed = ", ".join(sorted({*QUERY_SETTINGS, "scheme"}))
+        raise UserError(f"{field} {masked}: unknown setting {unknown[0]!r} in its query; allowed: {allowed}")
+    if userinfo is not None:
+        key, colon, secret = userinfo.partition(":")
+        if not (key and colon and secret):
+            raise UserError(
+                f"{field} {masked}: credentials before the bucket are KEY:SECRET@ (percent-encoded), or "
+                "give access_key and secret_key in its query, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        settings.update(access_key=unquote(key), secret_key=unquote(secret))
+    for name, value in settings.items():
+        if not value.strip():
+            raise UserError(
+                f"{field} {masked}: {name} is empty in its query; give it a value or leave it out"
+            )
+    if settings.get("scheme", "https") not in ("http", "https"):
+        raise UserError(f"{field} {masked}: scheme {settings['scheme']!r} in its query; allowed: http, https")
+    return settings
+
+
 def shown(root: object) -> str:
-    """A results URI as commands print it for the user to run again: with its query's endpoint, scheme
-    and region, never its credentials."""
-    return _SHOWN.get(str(root), str(root))
+    """A results folder or URI as commands print it for the user to run again: with its query's endpoint,
+    scheme and region, never its credentials, and quoted for a shell (an '&' or a space stays in it)."""
+    return shlex.quote(_SHOWN.get(str(root), str(root)))
 
 
 def worker_environment() -> dict[str, str]:
@@ -117,6 +164,14 @@ def s3_filesystem() -> pafs.S3FileSystem:
     elif region:
         options["region"] = region
     return pafs.S3FileSystem(**options)
+
+
+def missing_bucket(fs: pafs.FileSystem, base: str) -> str | None:
+    """A line that names the bucket of a path in an S3 store when the bucket does not exist, else None."""
+    bucket = base.split("/", 1)[0]
+    if fs.get_file_info(bucket).type != pafs.FileType.NotFound:
+        return None
+    return f"bucket {bucket} does not exist at {endpoint_shown()}"
 
 
 def endpoint_shown() -> str:
