@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -31,6 +32,43 @@ def fashion():
     if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     return load_arrays(DatasetSpec(name="fashion_mnist"))
+
+
+def _start_shared_ray() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def shared_ray():
+    """One embedded Ray for the tests that allow it (`pytest.mark.usefixtures("shared_ray")`, or a module
+    fixture that asks for it): started by the first of them and kept up for the next, so that its workers,
+    torch imported, serve every sweep. It is the Ray `sweep run` would start; in-process sweeps find it up
+    and use it as it is."""
+    _start_shared_ray()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _ray_as_the_test_needs(request):
+    """A test that does not share meets no Ray in this process: its sweeps start their own, with the
+    environment the test set (the shared one is stopped, and the next test that shares starts it again)."""
+    import ray
+
+    if "shared_ray" in request.fixturenames:
+        _start_shared_ray()
+    elif ray.is_initialized():
+        ray.shutdown()
+    yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import sys
+
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
 
 
 @pytest.fixture(scope="session")

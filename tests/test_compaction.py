@@ -16,6 +16,8 @@ from sweep.store.compaction import compact
 
 from .conftest import write_spec
 
+pytestmark = pytest.mark.usefixtures("shared_ray")  # one Ray for the module's sweeps
+
 GRID = """
 name: packed
 kind: sc_sdc
@@ -40,7 +42,7 @@ def snapshot(store: ResultsStore) -> dict:
 
 
 @pytest.fixture(scope="module")
-def uncompacted(tmp_path_factory):
+def uncompacted(tmp_path_factory, shared_ray):
     from sweep.cli import main
 
     root = tmp_path_factory.mktemp("compaction")

@@ -17,7 +17,7 @@ from sweep.store import ResultsStore
 from . import drivers
 from .conftest import tiny_grid, write_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 SEARCH = """
 name: {name}
@@ -48,7 +48,7 @@ def state_of(results, sweep):
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory):
+def searched(tmp_path_factory, shared_ray):
     """A random search of 8 samples, grown to 12 by the tests."""
     from sweep.cli import main
 

@@ -16,12 +16,14 @@ from sweep.store.compaction import compact
 
 from .conftest import tiny_grid, write_spec
 
+pytestmark = pytest.mark.usefixtures("shared_ray")  # one Ray for the module's sweeps
+
 NAME = "kept"
 MANIFEST = "_compaction.json"
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, shared_ray):
     """A finished, compacted sweep of 8 trials (run once; each test works on its own copy)."""
     from sweep.cli import main
 

@@ -22,6 +22,8 @@ from sweep.store import ResultsStore, query
 
 from .conftest import write_spec
 
+pytestmark = pytest.mark.usefixtures("shared_ray")  # one Ray for the module's sweeps
+
 STATIC = ("random", "shuffle", "snip", "grasp", "synflow")
 
 

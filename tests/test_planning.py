@@ -15,7 +15,7 @@ from sweep.store import ResultsStore
 
 from .conftest import write_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 GRID = """
 name: planned

@@ -10,7 +10,7 @@ from scipy import stats
 
 from .conftest import tiny_grid, write_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 GRID = """
 name: grid
@@ -43,7 +43,7 @@ FAILING = tiny_grid(
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, shared_ray):
     from sweep.cli import main
 
     root = tmp_path_factory.mktemp("report")

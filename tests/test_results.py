@@ -20,6 +20,8 @@ from sweep.store import SCHEMA_VERSION, TABLES, ResultsStore, query
 
 from .conftest import tiny_grid, write_spec
 
+pytestmark = pytest.mark.usefixtures("shared_ray")  # one Ray for the module's sweeps
+
 TRIALS_DOCUMENTED = (
     "sweep trial_key kind status error role pair_id dataset family depth widths densities mask  "
     "activation batchnorm skip optimizer lr weight_decay epochs seed active_weights total_weights  "
@@ -46,7 +48,7 @@ egf: {samples: 128}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, shared_ray):
     from sweep.cli import main
 
     root = tmp_path_factory.mktemp("results")
@@ -160,6 +162,7 @@ def test_empty_tables_are_queryable(tmp_path):
 WRITER = """
 import sys
 from sweep.store import ResultsStore
+
 store = ResultsStore(sys.argv[1])
 rows = [{"trial_key": "big", "epoch": i, "test_acc": 0.5, "lr": 0.1} for i in range(400_000)]
 print("ready", flush=True)

@@ -11,6 +11,8 @@ from sweep.spec import TrialConfig, apply_overrides, load_spec, parse_spec, with
 
 from .conftest import SPECS, write_spec
 
+pytestmark = pytest.mark.usefixtures("shared_ray")  # one Ray for the module's sweeps
+
 GOOD = """
 name: t
 kind: single

@@ -24,7 +24,7 @@ from sweep.store import ResultsStore, query
 from . import drivers
 from .conftest import ROOT, SPECS, needs_fashion, write_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 LEVELS = [0.05, 0.1, 0.2, 0.5, 1.0]
 SNAS = f"""
