@@ -1,11 +1,18 @@
 """A real multi-node Ray on this machine (`ray.cluster_utils.Cluster`): a head that runs only the driver, and
-worker nodes the tests add and lose (a node's raylet killed by pid, as a spot node goes)."""
+worker nodes the tests add and lose (a node's raylet killed by pid, as a spot node goes). Also a real
+`ray start --head` (cluster/local_head.sh) with its own temp dir and ports, stopped by its process group."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the nodes and the drivers keep to 127.0.0.1
 
@@ -33,3 +40,41 @@ def start_cluster():
 def lose(node) -> None:
     """A lost node: its raylet killed, with no chance to say goodbye (its workers die with it)."""
     os.kill(node.all_processes["raylet"][0].process.pid, signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def head_node(temp: Path, env: Mapping[str, str]) -> Iterator[dict]:
+    """A head node with 2 CPUs started by cluster/local_head.sh with the environment `env` (the venv's bin
+    first on PATH); its GCS address, job server and temp dir. Stopped, by its process group, at the end."""
+    script = Path(__file__).resolve().parents[1] / "cluster" / "local_head.sh"
+    port, dashboard, client, agent = (free_port() for _ in range(4))
+    env = {**env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}
+    options = [
+        "--port",
+        str(port),
+        "--dashboard-port",
+        str(dashboard),
+        "--temp-dir",
+        str(temp),
+        "--num-cpus",
+        "2",
+    ]
+    ports = [f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}"]
+    start = subprocess.run(
+        [str(script), "start", *options, "--", *ports], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "temp": temp}
+    finally:
+        stop = subprocess.run(
+            [str(script), "stop", "--temp-dir", str(temp)], capture_output=True, text=True, timeout=120
+        )
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert not (temp / "head.pgid").exists()

@@ -1,13 +1,13 @@
 """A real S3 API server on 127.0.0.1 for the tests: moto's server mode, which speaks S3's HTTP protocol and
 enforces conditional writes. It keeps its objects in this process's memory, so stopping it and starting it
 again on the same port takes the store away and brings it back with its data. It counts the requests it
-answers (from its request log)."""
+answers and the bytes of the objects it is sent."""
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -23,17 +23,32 @@ class S3Server:
             self.port = probe.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.requests = 0
+        self.bytes_in = 0  # the bodies of the requests it answered (objects and parts put)
         self._server = None
 
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
+        app = DomainDispatcherApplication(create_backend_app)
+
+        def counted(environ: dict, start_response):
+            self.requests += 1
+            sent = environ.get("HTTP_X_AMZ_DECODED_CONTENT_LENGTH") or environ.get("CONTENT_LENGTH")
+            self.bytes_in += int(sent or 0)
+            return app(environ, start_response)
+
+        self._server = make_server("127.0.0.1", self.port, counted, True, request_handler=MotoRequestHandler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
             self._server = None
 
     def env(self) -> dict[str, str]:
@@ -66,16 +81,6 @@ def _keys() -> dict[str, str]:
     }
 
 
-class _Counter(logging.Handler):
-    def __init__(self, server: S3Server) -> None:
-        super().__init__()
-        self.server = server
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if '"' in record.getMessage():  # werkzeug's access log: one line per request answered
-            self.server.requests += 1
-
-
 @pytest.fixture
 def s3(monkeypatch) -> Iterator[S3Server]:
     """A fresh S3 server with one bucket; this process's AWS settings point at it (restored afterwards)."""
@@ -87,14 +92,9 @@ def s3(monkeypatch) -> Iterator[S3Server]:
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SPARSE_SWEEP_JOURNALS", os.path.join(os.environ["XDG_CACHE_HOME"], "journals"))
     server.client().create_bucket(Bucket=BUCKET)
-    log = logging.getLogger("werkzeug")
-    counter = _Counter(server)
-    log.addHandler(counter)
-    log.setLevel(logging.INFO)
     try:
         yield server
     finally:
-        log.removeHandler(counter)
         server.stop()
         from moto.backends import get_backend
 

@@ -20,6 +20,7 @@ from sweep.engine.submit import runtime_env, upload_files
 from sweep.spec import parse_spec
 from sweep.store import ResultsStore
 
+from .clusters import head_node
 from .conftest import ROOT, write_spec
 
 pytestmark = pytest.mark.slow
@@ -34,47 +35,10 @@ grid: {{sparse_width: 32, ratios: [0.5], depths: [1], seeds: [0]}}
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    temp = tmp_path_factory.mktemp("ray-head")
-    port, dashboard, client, agent = (free_port() for _ in range(4))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    start = subprocess.run(
-        [
-            str(SCRIPT),
-            "start",
-            "--port",
-            str(port),
-            "--dashboard-port",
-            str(dashboard),
-            "--temp-dir",
-            str(temp),
-            "--num-cpus",
-            "2",
-            "--",
-            f"--ray-client-server-port={client}",
-            f"--dashboard-agent-listen-port={agent}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
-    assert start.returncode == 0, start.stdout + start.stderr
-    try:
-        yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "temp": temp}
-    finally:
-        stop = subprocess.run(
-            [str(SCRIPT), "stop", "--temp-dir", str(temp)], capture_output=True, text=True, timeout=120
-        )
-        assert stop.returncode == 0, stop.stdout + stop.stderr
-        assert not (temp / "head.pgid").exists()
+    with head_node(tmp_path_factory.mktemp("ray-head"), os.environ) as node:
+        yield node
 
 
 def sweep_cli(*args: str) -> subprocess.CompletedProcess:

@@ -55,7 +55,7 @@ def test_every_command_works_on_a_bucket_and_no_secret_is_printed_or_saved(s3, c
     ran = cli("run", spec, "--results", uri, "--no-compact")
     assert ran.code == 0, ran.err
     shown = f"s3://{BUCKET}/r?endpoint_override=127.0.0.1:{s3.port}&scheme=http"
-    assert f"--results {shown}" in ran.out  # the query command to run next reaches the store
+    assert f"--results '{shown}'" in ran.out  # the query command to run next reaches the store, quoted
     keys = s3.keys("r/")
     assert sum(1 for k in keys if k.startswith("r/trials/sweep=on-s3/part-")) == 4
     checkpoints = [k for k in keys if re.match(r"r/_tune/on-s3/trial_\w+/checkpoint_\d+/", k)]
@@ -244,7 +244,7 @@ def test_a_search_resumes_from_the_bucket_on_a_machine_that_never_ran_it(s3, tmp
     os.killpg(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=180)
     assert proc.returncode == 130, output
-    assert "r/_sweeps/search-on-s3.optuna.log" in s3.keys("r/_sweeps/")
+    assert bucket_journal(s3, "search-on-s3")
     shutil.rmtree(os.environ["SPARSE_SWEEP_JOURNALS"])  # this machine's copy of the study: gone
 
     resumed = run_driver(s3, "resume", "search-on-s3", "--results", results)
@@ -256,7 +256,14 @@ def test_a_search_resumes_from_the_bucket_on_a_machine_that_never_ran_it(s3, tmp
     complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     assert len([t for t in complete if not t.user_attrs.get("abandoned")]) == 5
     with open(local, "rb") as handle:  # the bucket's copy is current
-        assert s3.body("r/_sweeps/search-on-s3.optuna.log") == handle.read()
+        assert bucket_journal(s3, "search-on-s3") == handle.read()
+
+
+def bucket_journal(s3, sweep: str) -> bytes:
+    """The journal the bucket holds: its newest generation's parts, in order."""
+    keys = s3.keys(f"r/_sweeps/{sweep}.optuna/")
+    newest = max((key.split("/")[3] for key in keys), default=None)
+    return b"".join(s3.body(key) for key in sorted(keys) if key.split("/")[3] == newest)
 
 
 LOST = """

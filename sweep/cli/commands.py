@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from sweep.cli.output import print_frame
 from sweep.errors import UserError
-from sweep.store.location import shown
+from sweep.store.location import is_s3, missing_bucket, shown
 
 if TYPE_CHECKING:
     from sweep.engine.tuner import SweepResult
@@ -20,14 +21,23 @@ if TYPE_CHECKING:
 
 
 def train(args: argparse.Namespace) -> int:
-    from sweep.engine.local import record_trial
-    from sweep.plans.types import TrialMeta
+    from sweep.engine.lease import driver_lease
     from sweep.spec import load_spec
     from sweep.store import ResultsStore
 
     spec = load_spec(args.spec, args.overrides)
     store = ResultsStore(args.results)
     store.check_writable()
+    with driver_lease(store, spec.name, "train") as lease:  # one driver writes a sweep, trials alone too
+        code = _train(args, spec, store)
+        lease.check()
+    return code
+
+
+def _train(args: argparse.Namespace, spec: SweepSpec, store: ResultsStore) -> int:
+    from sweep.engine.local import record_trial
+    from sweep.plans.types import TrialMeta
+
     config = spec.trial
     done = store.read("trials", spec.name).to_pylist() if store.exists() else []
     previous = [r for r in done if r["trial_key"] == config.key and r["status"] == "done"]
@@ -44,7 +54,7 @@ def train(args: argparse.Namespace) -> int:
     )
     row = record_trial(config, spec.name, TrialMeta(kind="single"), store, on_line=print)
     print_frame(pd.DataFrame([row])[list(SUMMARY_COLUMNS)], "table")
-    print(f"tables: {args.results}/{{trials,epochs,layers}}/sweep={spec.name}/")
+    print(f"tables: {shlex.quote(args.results)}/{{trials,epochs,layers}}/sweep={spec.name}/")
     return 0 if row["status"] in ("done", "diverged") else 1
 
 
@@ -87,7 +97,10 @@ def submit(args: argparse.Namespace) -> int:
     from sweep.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)
-    _, status = submit_sweep(spec, args.address, args.results, follow=args.follow)
+    forward = args.forward_credentials
+    _, status = submit_sweep(
+        spec, args.address, args.results, follow=args.follow, forward_credentials=forward
+    )
     return 0 if status in (None, "SUCCEEDED") else 1
 
 
@@ -131,7 +144,7 @@ def _finish(result: SweepResult) -> int:
         print(f"driver: {result.peak_mb:.0f} MB at most")
     else:
         print(f"sweep {name} was complete already: nothing ran")
-    print(f"tables: {result.results}/{{trials,epochs,layers}}/sweep={name}/")
+    print(f"tables: {shlex.quote(result.results)}/{{trials,epochs,layers}}/sweep={name}/")
     print(
         f"""query:  sweep query "SELECT role, avg(test_acc) FROM trials WHERE sweep = '{name}' """
         f"""GROUP BY role" --results {shown(result.results)}"""
@@ -151,22 +164,21 @@ def report(args: argparse.Namespace) -> int:
     local = "://" not in args.results
     out = Path(args.out) if args.out else (Path(args.results) if local else Path(".")) / "reports" / args.name
     path = write_report(store, args.name, out)
-    print(f"report of {args.name}: {path}")
+    print(f"report of {args.name}: {shlex.quote(str(path))}")
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
-    from sweep.store.summary import history_lines, leaderboard, status_table, sweep_metric
+    from sweep.store import ResultsStore
+    from sweep.store.summary import history_lines, leaderboard, status_data, status_table, sweep_metric
 
     if args.name:
         _check_name(args.name)
-    store = _existing_store(args.results)
-    names = [args.name] if args.name else store.sweeps()
-    states = {s["name"]: s for s in store.sweep_states() if not args.name or s["name"] == args.name}
-    for name in names:  # one line naming a damaged file, whichever table it is in
-        store.check_readable(name)
-    rows = {name: store.rows("trials", name) for name in names}
-    if args.name and not rows[args.name] and args.name not in states:
+    store = ResultsStore(args.results)
+    rows, states = status_data(store, args.name)
+    if not rows:
+        _existing_store(args.results)  # says why there is nothing
+    if args.name and not rows.get(args.name) and args.name not in states:
         known = ", ".join(store.sweeps()) or "none"
         raise UserError(f"no sweep named {args.name!r} in {args.results} (sweeps there: {known})")
     print_frame(status_table(rows, states), "table")
@@ -193,7 +205,7 @@ def bench(args: argparse.Namespace) -> int:
     record = run_bench(args.device, args.quick, only=args.only)
     if args.out:
         write_json(record, args.out)
-        print(f"written to {args.out}")
+        print(f"written to {shlex.quote(args.out)}")
     return 0
 
 
@@ -216,7 +228,10 @@ def _existing_store(results: str) -> ResultsStore:
 
     store = ResultsStore(results)
     if not store.exists():
-        raise UserError(f"--results {results}: no results there yet (run 'sweep train' or 'sweep run')")
+        missing = missing_bucket(store.fs, store.base) if is_s3(store.root) else None
+        raise UserError(
+            f"--results {results}: {missing or 'no results there yet'} (run 'sweep train' or 'sweep run')"
+        )
     return store
 
 

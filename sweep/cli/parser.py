@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the job writes the tables: an absolute path on the head node or a URI",
     )
     p.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
+    p.add_argument(
+        "--forward-credentials",
+        action="store_true",
+        help="send this shell's AWS variables (access key, secret, session token, endpoint, region) to the "
+        "cluster as the job's environment; anyone who can reach the cluster's dashboard or job server (ray "
+        "job list) or read its nodes' Ray temp folders (job logs, runtime_env_agent.log) can then read them. "
+        "Without it the nodes use their own credentials (an instance role, a service account, or the "
+        "environment 'ray start' ran with)",
+    )
 
     p = command("resume", commands.resume, "Continue an interrupted sweep where it stopped.")
     no_compact(p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import warnings
@@ -13,22 +14,36 @@ from urllib.parse import urlparse
 
 import ray
 
+from sweep.engine.credentials import check_workers_reach, keep_credentials_home, store_settings
 from sweep.errors import UserError
 from sweep.spec import SweepSpec
-from sweep.store.location import worker_environment
 
 Echo = Callable[[str], None]
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, spec: SweepSpec, echo: Echo) -> Iterator[None]:
-    """Join the cluster at `address`, or start an embedded local Ray; leave as we found it."""
+def ray_session(
+    address: str | None, spec: SweepSpec, echo: Echo, results: str | None = None
+) -> Iterator[None]:
+    """Join the cluster at `address`, or start an embedded local Ray; leave as we found it (a Ray this
+    process started before, the caller's own, is used as it is and stays up). No credential of this process
+    travels to a cluster (`sweep/engine/credentials.py`): its workers must reach `results` with their own,
+    which is checked before any trial."""
+    keep_credentials_home()
     if ray.is_initialized():
+        own = ray.get_runtime_context().gcs_address
+        if address and address not in ("auto", own):
+            _check_reachable(address)
+            raise UserError(
+                f"ray.address {address}: this process is connected to the Ray at {own} already; "
+                "run the sweep from a process of its own, or without an address"
+            )
+        _describe(spec, "the Ray this process had started", echo)
         yield
         return
     if address:
         _check_reachable(address)
-        runtime_env: dict = {"env_vars": worker_environment()}  # how the workers reach an S3 store
+        runtime_env: dict = {"env_vars": store_settings()}  # where the workers find the store; no secret
         if address.startswith("ray://"):
             runtime_env["py_modules"] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
         try:
@@ -36,22 +51,34 @@ def ray_session(address: str | None, spec: SweepSpec, echo: Echo) -> Iterator[No
                 address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env
             )
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UserError(f"ray.address {address}: cannot connect ({str(exc).splitlines()[0]})") from None
+            raise UserError(f"ray.address {address}: cannot connect ({_masked(exc)})") from None
         where = f"the Ray cluster at {address}"
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         where = "an embedded local Ray"
     try:
-        resources = ray.cluster_resources()
-        echo(
-            f"sweep {spec.name} ({spec.kind}) on {where}: {resources.get('CPU', 0):g} CPUs, "
-            f"{resources.get('GPU', 0):g} GPUs; {spec.resources.cpu:g} CPU and {spec.resources.gpu:g} GPU "
-            "per trial"
-        )
-        _check_resources(spec, resources, autoscaling=bool(address))
+        _check_resources(spec, _describe(spec, where, echo), autoscaling=bool(address))
+        if address and results:
+            check_workers_reach(results)
         yield
     finally:
         ray.shutdown()
+
+
+def _describe(spec: SweepSpec, where: str, echo: Echo) -> Mapping[str, float]:
+    """The line that says where the sweep runs and what that Ray offers; its resources."""
+    resources = ray.cluster_resources()
+    echo(
+        f"sweep {spec.name} ({spec.kind}) on {where}: {resources.get('CPU', 0):g} CPUs, "
+        f"{resources.get('GPU', 0):g} GPUs; {spec.resources.cpu:g} CPU and {spec.resources.gpu:g} GPU "
+        "per trial"
+    )
+    return resources
+
+
+def _masked(exc: Exception) -> str:
+    """An error's first line without the runtime envs Ray quotes in it (they may hold a job's environment)."""
+    return re.sub(r"\{.*\}", "{...}", (str(exc).strip().splitlines() or [type(exc).__name__])[0])
 
 
 def _check_resources(spec: SweepSpec, resources: Mapping[str, float], autoscaling: bool) -> None:

@@ -19,19 +19,27 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from sweep.engine.credentials import job_environment
 from sweep.engine.storage import settled_spec
 from sweep.errors import UserError
 from sweep.spec import SweepSpec, spec_to_yaml
-from sweep.store.location import worker_environment
+from sweep.store.location import shown
 
 SPEC_ENV = "SPARSE_SWEEP_SPEC"
 LEFT_BEHIND = ("results/",)  # tracked, but a job writes results and never reads these
 
 
 def submit_sweep(
-    spec: SweepSpec, address: str, results: str, *, follow: bool = False, echo: Callable[[str], None] = print
+    spec: SweepSpec,
+    address: str,
+    results: str,
+    *,
+    follow: bool = False,
+    forward_credentials: bool = False,
+    echo: Callable[[str], None] = print,
 ) -> tuple[str, str | None]:
-    """Submit the sweep; return the job id and, when following, its final status."""
+    """Submit the sweep; return the job id and, when following, its final status. The cluster's nodes reach
+    the store with their own credentials unless `forward_credentials` (`sweep/engine/credentials.py`)."""
     from ray.job_submission import JobSubmissionClient
 
     for name in ("ray", "ray.dashboard.modules.job.sdk"):  # no INFO lines about the upload and the socket
@@ -57,7 +65,7 @@ def submit_sweep(
             "--spec-env",
             SPEC_ENV,
             "--results",
-            shlex.quote(results),
+            shown(results),  # with its query's endpoint, scheme and region, never a credential
             "--address",
             "auto",
         ]
@@ -65,12 +73,12 @@ def submit_sweep(
     with tempfile.TemporaryDirectory(prefix="sparse-sweep-job-") as staging:
         job_id = client.submit_job(  # the working dir is zipped and uploaded here, before the folder goes
             entrypoint=entrypoint,
-            runtime_env=runtime_env(spec, Path(staging)),
+            runtime_env=runtime_env(spec, Path(staging), forward_credentials),
             metadata={"sweep": spec.name, "kind": spec.kind},
         )
     echo(f"submitted sweep {spec.name} as job {job_id} to {address}")
     if not follow:
-        echo(f"follow it with: ray job logs {job_id} --address {address} --follow")
+        echo(f"follow it with: ray job logs {job_id} --address {shlex.quote(address)} --follow")
         return job_id, None
     asyncio.run(_stream(client, job_id, echo))
     status = str(client.get_job_status(job_id).value)
@@ -78,12 +86,13 @@ def submit_sweep(
     return job_id, status
 
 
-def runtime_env(spec: SweepSpec, staging: Path) -> dict:
+def runtime_env(spec: SweepSpec, staging: Path, forward_credentials: bool = False) -> dict:
     """The job's runtime env: the project's tracked files, copied into `staging`, as its working dir when this
-    is a git checkout, else the installed package. The job keeps the cluster's own RAY_AUTH_MODE."""
+    is a git checkout, else the installed package. The job keeps the cluster's own RAY_AUTH_MODE, and its
+    AWS settings unless `forward_credentials`."""
     package = Path(__file__).resolve().parents[1]
     env_vars = {
-        **worker_environment(),
+        **job_environment(forward_credentials),
         SPEC_ENV: spec_to_yaml(settled_spec(spec)),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
@@ -98,8 +107,9 @@ def runtime_env(spec: SweepSpec, staging: Path) -> dict:
 
 
 def upload_files(project: Path) -> list[str] | None:
-    """The files a job gets from `project`: those git tracks there (and that exist), less `LEFT_BEHIND`; None
-    when `project` is not a git checkout with a pyproject.toml (then only the installed package travels)."""
+    """The files a job gets from `project`: those git tracks there (and that exist), less `LEFT_BEHIND` and
+    less a link that leads out of the checkout (it travels as its target's content); None when `project` is
+    not a git checkout with a pyproject.toml (then only the installed package travels)."""
     if not (project / "pyproject.toml").is_file():
         return None
     try:
@@ -111,10 +121,14 @@ def upload_files(project: Path) -> list[str] | None:
         ).stdout
     except (OSError, subprocess.SubprocessError):  # no git here, or not a checkout
         return None
+    inside = project.resolve()
     files = [
         name
         for name in listed.decode().split("\0")
-        if name and not name.startswith(LEFT_BEHIND) and (project / name).is_file()
+        if name
+        and not name.startswith(LEFT_BEHIND)
+        and (project / name).is_file()
+        and (project / name).resolve().is_relative_to(inside)
     ]
     return files if "pyproject.toml" in files else None
 

@@ -38,6 +38,7 @@ from sweep.plans.types import PlannedTrial
 from sweep.spec import SweepSpec, config_to_dict, parse_spec
 from sweep.store import ResultsStore
 from sweep.store.compaction import compact, compaction_line
+from sweep.store.damage import rerun_command
 from sweep.store.location import shown
 
 
@@ -68,7 +69,7 @@ def run_sweep(
     spec = settled_spec(spec)
     store = ResultsStore(results)
     store.check_writable()
-    with driver_lease(store, spec.name, "run", on_lost=stop_tune_run) as lease:
+    with driver_lease(store, spec.name, "run", on_lost=stop_tune_run, echo=echo) as lease:
         state = store.sweep_state(spec.name)
         store.check_readable(spec.name)  # a damaged table stops the run here, before anything changes
         if state and state["stage"] != "done":
@@ -101,11 +102,16 @@ def resume_sweep(
     """Continue an interrupted sweep: restore its Tune state, rerun no finished trial."""
     store = ResultsStore(results)
     state = store.sweep_state(name)
+    if state is None and name in store.sweeps():  # trials that `sweep train` trained alone
+        raise UserError(
+            f"sweep {name} in {results} holds trials that 'sweep train' trained, which 'sweep resume' does "
+            f"not continue: {rerun_command(store, name)} trains one again"
+        )
     if state is None:
         known = ", ".join(s["name"] for s in store.sweep_states()) or "none"
         raise UserError(f"no sweep named {name!r} in {results} (sweeps there: {known})")
     store.check_writable()
-    with driver_lease(store, name, "resume", on_lost=stop_tune_run) as lease:
+    with driver_lease(store, name, "resume", on_lost=stop_tune_run, echo=echo) as lease:
         if lease.previous is not None:
             echo(f"sweep {name}: took over the lease of a driver that is gone ({lease.previous.describe()})")
         store.check_readable(name)  # a damaged table stops the resume here, before anything changes
@@ -160,7 +166,7 @@ def _run(
     if todo:
         with ThreadPoolExecutor(max_workers=1) as loader:
             loading = loader.submit(_load_data, spec, planned)  # reads the data while Ray starts
-            with ray_session(address or spec.ray.address, spec, echo):
+            with ray_session(address or spec.ray.address, spec, echo, results=store.root):
                 data = loading.result()
                 for stage in todo:
                     state["stage"] = stage
@@ -179,7 +185,8 @@ def _run(
             if compaction:
                 echo(compaction_line(spec.name, compact(store, spec.name)))
         except (ResultsError, OSError) as exc:  # the sweep is complete; its files can be compacted later
-            echo(f"sweep {spec.name}: compaction failed ({exc}); run 'sweep compact {spec.name}' later")
+            later = f"'sweep compact {spec.name} --results {shown(store.root)}'"
+            echo(f"sweep {spec.name}: compaction failed ({exc}); run {later} later")
     rows = store.rows("trials", spec.name)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     wall = time.perf_counter() - started

@@ -71,7 +71,8 @@ def switch(
         _write(store, f"{partition}/{name}", data.slice(start, FILE_ROWS), table)
         names.append(name)
     keys = sorted(set(data.column("trial_key").to_pylist()))
-    manifest = {"generation": generation, "files": names, "keys": keys, "rows": data.num_rows}
+    sizes = {info.base_name: info.size for info in listing(store, partition) if info.base_name in names}
+    manifest = {"generation": generation, "files": names, "keys": keys, "rows": data.num_rows, "sizes": sizes}
     store.write_text(f"{table}/sweep={sweep}/{MANIFEST}", json.dumps(manifest))  # the switch
     replaced = [info.path for info in on_disk if info.base_name not in names]
     for path in replaced:

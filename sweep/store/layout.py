@@ -8,7 +8,9 @@ next one deletes them). A trial's own file wins over its compacted rows: it ran 
 So the project's readers see either the files before a compaction or the files after it, and each trial once:
 a manifest that names a file the listing lacks was switched after the listing, and the reader lists again
 (`StaleListing`); one that still does, or that does not parse, or compacted files with no manifest, is damage
-(`DamagedManifest`), never "no compacted rows" (`sweep compact NAME --repair` rebuilds it).
+(`DamagedManifest`), never "no compacted rows" (`sweep compact NAME --repair` rebuilds it). A file that the
+listing shows too short to be Parquet, or a compacted file whose size is not the one its manifest recorded,
+is damaged (`TableFiles.damaged`): the listing alone tells, with no request to read it.
 
 A table's files come from one listing (one request on an object store), and each file is read as a fragment
 whose size and partition the listing gave: no request per file to learn its size, and no schema inference.
@@ -28,6 +30,7 @@ import pyarrow.fs as pafs
 from sweep.store.schema import TABLES, sweep_column
 
 MANIFEST = "_compaction.json"
+PARQUET_MIN = 12  # bytes: the magic number at each end and the footer's length
 _FORMAT = pads.ParquetFileFormat()
 
 
@@ -59,6 +62,7 @@ class TableFiles:
     compacted: list[str] = field(default_factory=list)
     overridden: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     sizes: dict[str, int] = field(default_factory=dict)  # path -> bytes, from the listing
+    damaged: list[str] = field(default_factory=list)  # files the listing shows damaged
 
     @property
     def schema(self) -> pa.Schema:
@@ -111,6 +115,8 @@ def table_files(fs: pafs.FileSystem, base: str, table: str, sweep: str | None = 
             continue
         files.sizes[info.path] = info.size
         partition, _, name = info.path.rpartition("/")
+        if name.endswith(".parquet") and not name.startswith(".") and (info.size or 0) < PARQUET_MIN:
+            files.damaged.append(info.path)
         if not partition.rpartition("/")[2].startswith("sweep="):
             continue
         if name.startswith("part-") and name.endswith(".parquet"):
@@ -132,6 +138,10 @@ def table_files(fs: pafs.FileSystem, base: str, table: str, sweep: str | None = 
         missing = [path for path in named if path not in files.sizes]
         if missing:
             raise StaleListing(f"{partition}/{MANIFEST}", missing)
+        recorded = manifest.get("sizes") or {}
+        files.damaged += [
+            f"{partition}/{n}" for n, size in recorded.items() if files.sizes[f"{partition}/{n}"] != size
+        ]
         files.compacted += sorted(named)
         overridden = live_keys[partition] & set(manifest["keys"])
         if overridden:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from sweep.store.tables import ResultsStore
 
 LEADERBOARD = (
     "trial_key",
@@ -52,6 +55,22 @@ def timing_line(rows: Sequence[dict], wall_s: float) -> str:
     total = sum(r["wall_s"] or 0.0 for r in rows)
     ratio = f", {total / wall_s:.1f}x parallel" if wall_s > 0 and total else ""
     return f"{len(rows)} trials: {wall_s:.1f}s wall, {total:.1f}s of trial time{ratio}"
+
+
+def status_data(store: ResultsStore, name: str | None) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """The `trials` rows and states of one sweep (or all), by sweep, in few requests: one listing per table
+    and each `trials` file read once. A damaged file or manifest, whichever table it is in, is one line that
+    names it: `epochs` and `layers` are judged by their listings and manifests, not read."""
+    if name:
+        states = {name: state} if (state := store.sweep_state(name)) else {}
+    else:
+        states = {state["name"]: state for state in store.sweep_states()}
+    rows: dict[str, list[dict]] = {sweep: [] for sweep in states}
+    for row in store.read("trials", name).to_pylist():
+        rows.setdefault(row.pop("sweep"), []).append(row)
+    for table in ("epochs", "layers"):
+        store.listed(table, name)
+    return rows, states
 
 
 def status_table(rows_by_sweep: dict[str, list[dict]], states: dict[str, dict]) -> pd.DataFrame:

@@ -13,7 +13,6 @@ file instead of adding rows. `root` may be a local folder or a pyarrow.fs URI (s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -26,12 +25,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sweep.errors import ResultsError
+from sweep.store import fence
 from sweep.store.damage import damage
+from sweep.store.journal import RemoteJournal, check_lines, working_copy
 from sweep.store.layout import DamagedManifest, StaleListing, TableFiles, table_files
 from sweep.store.location import open_filesystem, settle, shown
 from sweep.store.schema import SCHEMA_VERSION, TABLES
 
-JOURNALS = "/tmp/sparse-sweep-journals"  # remote stores' journal copies: one path on every machine
 SWAP_RETRIES = 6  # reads that meet a compaction's swap try again, a little later each time
 GONE = ("No such file", "does not exist", "NoSuchKey", "NO_SUCH_KEY", "RESOURCE_NOT_FOUND")  # a file went
 
@@ -48,6 +48,9 @@ class ResultsStore:
         except OSError as exc:
             raise ResultsError(f"results {self.root}: cannot open the storage ({_reason(exc)})") from None
         self.atomic_rename = isinstance(self.fs, pafs.LocalFileSystem)  # object stores copy, then delete
+        self._journals: dict[
+            str, RemoteJournal
+        ] = {}  # a remote store's search journals, as this store saw them
 
     # ----------------------------------------------------------------------------------------- writing
     def check_writable(self) -> None:
@@ -69,6 +72,7 @@ class ResultsStore:
         )
         folder = self._partition(table, sweep)
         final = f"{folder}/part-{trial_key}.parquet"
+        fence.prove(final)  # a driver writes rows only while it can prove its lease
         try:
             if not self.atomic_rename:  # an object appears whole once its upload completes
                 pq.write_table(data, final, filesystem=self.fs)
@@ -101,26 +105,23 @@ class ResultsStore:
             raise ResultsError(f"cannot write {final}: {_reason(exc)}") from None
 
     def read_text(self, relative: str) -> str | None:
-        path = f"{self.base}/{relative}"
-        if self.fs.get_file_info(path).type != pafs.FileType.File:
+        try:
+            with self.fs.open_input_stream(f"{self.base}/{relative}") as stream:
+                return stream.readall().decode()
+        except (FileNotFoundError, IsADirectoryError):
             return None
-        with self.fs.open_input_stream(path) as stream:
-            return stream.readall().decode()
 
     # ------------------------------------------------------------------------------ sweep bookkeeping
     def sweep_state(self, name: str) -> dict | None:
         """A sweep's resolved spec and stage, as `sweep run` left them (None if it never ran here)."""
-        text = self.read_text(f"_sweeps/{name}.json") if self.exists() else None
+        text = self.read_text(f"_sweeps/{name}.json")
         return json.loads(text) if text else None
 
     def save_sweep_state(self, state: dict) -> None:
         self.write_text(f"_sweeps/{state['name']}.json", json.dumps(state, indent=1))
 
     def sweep_states(self) -> list[dict]:
-        folder = f"{self.base}/_sweeps"
-        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
-            return []
-        infos = self.fs.get_file_info(pafs.FileSelector(folder))
+        infos = self.fs.get_file_info(pafs.FileSelector(f"{self.base}/_sweeps", allow_not_found=True))
         names = sorted(i.base_name.removesuffix(".json") for i in infos if i.base_name.endswith(".json"))
         return [state for state in map(self.sweep_state, names) if state]
 
@@ -149,6 +150,13 @@ class ResultsStore:
                 raise self.damaged(damaged) from None
         raise AssertionError("unreachable")
 
+    def listed(self, table: str, sweep: str | None = None) -> TableFiles:
+        """`files`, where a file the listing shows damaged is the one-line damage error (nothing is read)."""
+        files = self.files(table, sweep)
+        if files.damaged:
+            raise damage(self, table, OSError(f"{files.damaged[0]} is damaged"))
+        return files
+
     def damaged(self, damaged: DamagedManifest) -> ResultsError:
         """The one line for a manifest that cannot be trusted: what is wrong, and the repair."""
         return ResultsError(
@@ -160,11 +168,9 @@ class ResultsStore:
         """A table's rows (one sweep's, or all), every column or those named, each trial's once. A damaged
         part file gets one line that names it and what to do."""
         where = pads.field("sweep") == sweep if sweep is not None else None
-        for attempt in range(
-            SWAP_RETRIES
-        ):  # a compaction swapped the files under the reader: read the new set
+        for attempt in range(SWAP_RETRIES):  # a compaction that swapped the files: read the new set
             try:
-                return self.files(table, sweep).read(self.fs, where, columns)
+                return self.listed(table, sweep).read(self.fs, where, columns)
             except (pa.ArrowInvalid, OSError) as exc:
                 if not _gone(exc):
                     raise damage(self, table, exc) from None
@@ -185,51 +191,47 @@ class ResultsStore:
     def study_journal(self, sweep: str) -> str:
         """The local file of a search's Optuna journal (Optuna's journal needs a local file): beside the
         sweep's state on a local disk. For a remote store it is a working copy in a folder named by the
-        store, at the same path on every machine (Tune's saved searcher names it), and the store keeps the
-        journal itself (`save_journal`): a copy that lacks what the store holds is fetched first, so a
-        resume on a machine that never ran the sweep continues its study."""
+        store, at the same path on every machine (Tune's saved searcher names it), brought up to the store's
+        journal first (`sweep.store.journal`), so a resume on a machine that never ran the sweep continues
+        its study. A damaged line is one error that names the journal and the line."""
         local = self._journal_copy(sweep)
         os.makedirs(os.path.dirname(local), exist_ok=True)
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            return local
-        remote = self.fs.get_file_info(self._journal_key(sweep))
-        if remote.type == pafs.FileType.File and remote.size > _size(local):
-            with self.fs.open_input_stream(remote.path) as stream, open(local, "wb") as out:
-                out.write(stream.readall())
+        remote = self._remote_journal(sweep)
+        if remote is not None:
+            remote.fetch()
+        if os.path.exists(local):
+            named = f"{self.root}/_sweeps/{sweep}.optuna/ (this machine's copy {local})" if remote else local
+            check_lines(local, named)
         return local
 
     def save_journal(self, sweep: str) -> None:
-        """Put a remote store's copy of the sweep's Optuna journal up to date with the working copy."""
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            return
-        local = self._journal_copy(sweep)
-        if not os.path.exists(local):
-            return
-        with open(local, "rb") as handle:
-            data = handle.read()
-        try:
-            with self.fs.open_output_stream(self._journal_key(sweep)) as out:
-                out.write(data)
-        except OSError as exc:
-            raise ResultsError(f"cannot write {self._journal_key(sweep)}: {_reason(exc)}") from None
+        """Send a remote store the lines of the sweep's Optuna journal it lacks."""
+        remote = self._remote_journal(sweep)
+        if remote is not None and os.path.exists(remote.local):
+            remote.save()
 
     def discard_study(self, sweep: str) -> None:
         journal = self._journal_copy(sweep)
         if os.path.exists(journal):
             os.remove(journal)
-        remote = self._journal_key(sweep)
-        if remote != journal and self.fs.get_file_info(remote).type == pafs.FileType.File:
-            self.fs.delete_file(remote)
+        remote = self._remote_journal(sweep)
+        if remote is not None:
+            remote.discard()
+
+    def _remote_journal(self, sweep: str) -> RemoteJournal | None:
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            return None
+        if sweep not in self._journals:
+            self._journals[sweep] = RemoteJournal(
+                self.fs, f"{self.base}/_sweeps/{sweep}", working_copy(self.root, sweep)
+            )
+        return self._journals[sweep]
 
     def _journal_copy(self, sweep: str) -> str:
         """The journal's local file: on a local disk the journal itself, else this machine's working copy."""
         if isinstance(self.fs, pafs.LocalFileSystem):
-            return self._journal_key(sweep)
-        store = hashlib.sha256(self.root.encode()).hexdigest()[:16]
-        return os.path.join(os.environ.get("SPARSE_SWEEP_JOURNALS") or JOURNALS, store, f"{sweep}.optuna.log")
-
-    def _journal_key(self, sweep: str) -> str:
-        return f"{self.base}/_sweeps/{sweep}.optuna.log"
+            return f"{self.base}/_sweeps/{sweep}.optuna.log"
+        return working_copy(self.root, sweep)
 
     def sweeps(self) -> list[str]:
         folder = f"{self.base}/trials"
@@ -249,10 +251,6 @@ class ResultsStore:
 def _gone(exc: Exception) -> bool:
     """A file listed a moment ago is not there now: a compaction swapped the files under the reader."""
     return isinstance(exc, FileNotFoundError) or any(sign in str(exc) for sign in GONE)
-
-
-def _size(path: str) -> int:
-    return os.path.getsize(path) if os.path.exists(path) else 0
 
 
 def _reason(exc: OSError) -> str:
