@@ -284,7 +284,11 @@ ray: {{max_concurrent_trials: 2}}
             epochs = ResultsStore(results).rows("epochs", "search-resume")
         except Exception:  # nothing written yet, or a file being replaced
             return False
-        return bool(done) and any(e["trial_key"] not in done and e["epoch"] >= 3 for e in epochs)
+        reached: dict[str, int] = {}
+        for e in epochs:
+            reached[e["trial_key"]] = max(e["epoch"], reached.get(e["trial_key"], 0))
+        # one trial past a checkpoint and far from its end, so that Ctrl-C surely cuts it short
+        return bool(done) and any(key not in done and 3 <= last <= 20 for key, last in reached.items())
 
     drivers.wait_for(one_done_and_one_checkpointed, proc, every=0.1)
     os.killpg(proc.pid, signal.SIGINT)
