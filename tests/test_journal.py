@@ -22,6 +22,7 @@ RESULTS = f"s3://{BUCKET}/r"
 RECORD = '{"op_code": 0, "worker_id": "a", "study_name": "s", "directions": [1]}'
 
 
+@pytest.mark.slow
 def test_a_long_search_uploads_its_journal_about_once_and_a_new_machine_gets_all_of_it(s3):
     store = ResultsStore(RESULTS)
     local = store.study_journal("long")

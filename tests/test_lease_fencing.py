@@ -92,6 +92,7 @@ def test_a_holder_whose_clock_is_an_hour_ahead_is_taken_over_once_its_lease_stop
     assert other.read().holder == other.me and not holder.renew()
 
 
+@pytest.mark.slow
 def test_a_driver_whose_renewals_stall_writes_no_row_once_another_could_take_over(s3, tmp_path):
     """Only the lease's requests stall (a proxy holds them); the rows' requests pass."""
     term = 4.0

@@ -16,7 +16,7 @@ from sweep.store.compaction import compact
 
 from .conftest import tiny_grid, write_spec
 
-pytestmark = pytest.mark.usefixtures("shared_ray")  # one Ray for the module's sweeps
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]  # a sweep, compacted, for the module
 
 NAME = "kept"
 MANIFEST = "_compaction.json"

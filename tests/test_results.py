@@ -267,6 +267,7 @@ def quietly_into_a_pipe(command: str) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow
 def test_a_sweep_whose_reader_goes_away_runs_to_its_end_quietly(tmp_path):
     spec = write_spec(tmp_path / "g.yaml", PIPED_GRID)
     result = quietly_into_a_pipe(f"run {spec} --results {tmp_path / 'r'} | head -1")
