@@ -48,9 +48,8 @@ class ResultsStore:
         except OSError as exc:
             raise ResultsError(f"results {self.root}: cannot open the storage ({_reason(exc)})") from None
         self.atomic_rename = isinstance(self.fs, pafs.LocalFileSystem)  # object stores copy, then delete
-        self._journals: dict[
-            str, RemoteJournal
-        ] = {}  # a remote store's search journals, as this store saw them
+        # a remote store's search journals, as this store saw them
+        self._journals: dict[str, RemoteJournal] = {}
 
     # ----------------------------------------------------------------------------------------- writing
     def check_writable(self) -> None:
