@@ -55,7 +55,10 @@ def whole(results: Path, name: str, spec: Path, epochs: int) -> list[dict]:
 def test_one_driver_per_sweep_and_a_killed_drivers_sweep_resumes(tmp_path):
     spec = write_spec(tmp_path / "g.yaml", GRID.format(name="leased", epochs=30, seeds=0))
     results = tmp_path / "r"
-    first, second = (drivers.start("run", spec, "--results", results) for _ in range(2))
+    # a short term: the holder renews every 2 s, so a driver that finds the lease sees it renewed (and
+    # refuses) long before the holder could finish the sweep, on however fast a machine
+    env = {**drivers.ENV, "SPARSE_SWEEP_LEASE_TERM_S": "12"}
+    first, second = (drivers.start("run", spec, "--results", results, env=env) for _ in range(2))
     loser = drivers.wait_for(lambda: next((p for p in (first, second) if p.poll() is not None), None))
     winner = second if loser is first else first
     refused = loser.stdout.read()
@@ -64,7 +67,7 @@ def test_one_driver_per_sweep_and_a_killed_drivers_sweep_resumes(tmp_path):
     assert f"(pid {winner.pid})" in refused and "Traceback" not in refused
 
     drivers.wait_for(lambda: (results / "_sweeps" / "leased.json").exists(), winner)
-    busy = drivers.sweep("resume", "leased", "--results", results)
+    busy = drivers.sweep("resume", "leased", "--results", results, env=env)
     assert busy.returncode == 2 and "is being run by another driver" in busy.stderr
     # killed as soon as two trials are in, with no slow command in between, so that the sweep is mid-way
     drivers.wait_for(lambda: len(drivers.done_rows(results, "leased")) >= 2, winner)
