@@ -19,3 +19,8 @@ class ResultsError(UserError):
 
 class Interrupted(Exception):
     """A sweep stopped before its end (Ctrl-C); its state is saved and `sweep resume` continues it."""
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line of text (its type's name when it has none): what a one-line error shows."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -57,6 +57,51 @@ def test_sweep_joins_a_head_node(head, tmp_path):
     assert all(t["status"] == "done" for t in trials)
 
 
+FACTORY = """
+from torch import nn
+
+
+def build(input_shape, num_classes, hidden=8):
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], hidden, 3, padding=1, groups=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(), nn.Linear(hidden * 4, num_classes),
+    )
+"""
+FACTORY_GRID = """
+name: own-model
+kind: grid
+dataset: {name: synthetic, subset: 256}
+model: {factory: "lab_models:build", kwargs: {hidden: 12}, densities: 0.25, dense_layers: ["4"]}
+train: {epochs: 2, batch_size: 64}
+egf: {samples: 64}
+grid: {seeds: [0], axes: {sparsity.method: [random, snip]}}
+"""
+
+
+def test_the_users_own_model_runs_on_a_head_node(head, tmp_path):
+    """A factory module in the folder the user runs `sweep` from imports on the head's workers too."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "lab_models.py").write_text(FACTORY)
+    spec = write_spec(project / "g.yaml", FACTORY_GRID)
+    result = subprocess.run(
+        [sys.executable, "-m", "sweep", "run", "g.yaml", "--results", "r", "--address", head["address"]],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    store = ResultsStore(project / "r")
+    trials = store.rows("trials", "own-model")
+    assert sorted(t["method"] for t in trials) == ["random", "snip"]
+    assert all(t["status"] == "done" and t["model_name"] == "lab_models:build" for t in trials)
+    assert all(t["model_kwargs"] == '{"hidden": 12}' and t["family"] == "factory" for t in trials)
+    layers = store.rows("layers", "own-model")
+    assert {(row["module"], row["density"]) for row in layers} == {("0", 0.25), ("4", 1.0)}
+    assert spec.exists()
+
+
 def test_a_trial_waits_a_bounded_time_for_a_gpu_the_cluster_lacks(head, tmp_path):
     spec = write_spec(tmp_path / "g.yaml", GRID.format(name="needs-gpu"))
     settings = ("--set", "resources.gpu=1", "--set", "resources.wait_s=3")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import sweep.core.data as data_module
+import sweep.core.readers as readers_module
 from sweep.core.data import load_arrays, make_splits, read_idx
 from sweep.errors import DataError
 from sweep.spec import DatasetSpec
@@ -89,7 +89,7 @@ def test_splits_from_the_seed(synthetic):
 
 
 def test_missing_fashion_says_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
+    monkeypatch.setattr(readers_module, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
     with pytest.raises(DataError) as info:
         load_arrays(DatasetSpec(name="fashion_mnist"))
     assert "apt-get install dataset-fashion-mnist" in str(info.value)

@@ -9,6 +9,7 @@ from torch import nn
 from sweep.core.data import Split
 from sweep.core.layers import MaskEnforcer
 from sweep.core.masks.schedule import MaskSchedule
+from sweep.core.precision import autocast, loss_scaler
 from sweep.spec import TrainSpec
 
 # Forward-only chunk size for evaluation and the gradient-flow probe: small chunks stay in the CPU's
@@ -31,7 +32,8 @@ def train_epoch(
     Batches are gathered into buffers allocated once per epoch, and the per-step bookkeeping is two cheap
     ops (the loss tensor is kept, the predictions go into a preallocated tensor), reduced once at the end.
     At the step a mask method asks for (`masks.next_step`, counting from `first_step`), its mask update takes
-    the place of the optimizer step, while the gradients are still the dense ones.
+    the place of the optimizer step, while the gradients are still the dense ones. The forward pass runs in
+    `tcfg.precision` (`sweep.core.precision`).
     """
     masks = masks or MaskSchedule()
     model.train()
@@ -42,21 +44,25 @@ def train_epoch(
     batch_y = torch.empty(min(batch, n), dtype=data.y.dtype, device=device)
     predictions = torch.empty(n, dtype=torch.long, device=device)
     losses = []
+    scaler = loss_scaler(tcfg.precision, device)
     for step, start in enumerate(range(0, n, batch), start=first_step):
         index = order[start : start + batch]
         x = torch.index_select(data.x, 0, index, out=batch_x[: len(index)])
         y = torch.index_select(data.y, 0, index, out=batch_y[: len(index)])
         if tcfg.augment == "flip_crop":
             x = flip_crop(x, generator)
-        out = model(x)
-        loss = F.cross_entropy(out, y)
+        with autocast(tcfg.precision, device):
+            out = model(x)
+            loss = F.cross_entropy(out.float(), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         if step == masks.next_step:
             masks.update(step)
         else:
             enforcer.mask_gradients()
-            optimizer.step()
+            scaler.step(optimizer)
+        scaler.update()
         losses.append(loss.detach())
         torch.argmax(out.detach(), 1, out=predictions[start : start + batch])
     enforcer.mask_weights()  # a no-op unless something non-finite crept in: masked gradients keep zeros exact

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sweep.core.models import SparseNet
+from sweep.core.masked_model import WeightLayers
 from sweep.errors import UserError
 
 
@@ -35,10 +35,12 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def trial_facts(model: SparseNet, device: torch.device, epochs_total: int) -> TrialFacts:
+def trial_facts(model: WeightLayers, device: torch.device, epochs_total: int) -> TrialFacts:
+    names = model.layer_names
     layers = [
         {
             "layer": i,
+            "module": names[i],
             "kind": layer.kind,
             "backend": layer.backend,
             "shape": list(layer.shape),

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sweep.core import masks
+from sweep.core import masks, zoo
 from sweep.core.layers import MaskedConv2d, MaskedLinear, choose_backend, init_layer_, to_sparse
+from sweep.core.masked_model import MaskedModel, WeightLayers, mask_in_place
+from sweep.errors import SpecError
 from sweep.spec import ModelSpec
 
 KERNEL_SIZE = 3
@@ -34,7 +36,10 @@ _MASK_STREAM, _INIT_STREAM = 1, 2
 
 
 def weight_shapes(spec: ModelSpec, input_shape: Sequence[int], num_classes: int) -> list[masks.Shape]:
-    """Kernel shapes of every weight layer, without building anything."""
+    """Kernel shapes of every weight layer, without building anything (another family's model is built on
+    the meta device, which allocates nothing)."""
+    if not spec.built_in:
+        return zoo.layer_shapes(spec, input_shape, num_classes)
     channels, height, _ = input_shape
     shapes: list[masks.Shape] = []
     if spec.family == "mlp":
@@ -51,8 +56,21 @@ def weight_shapes(spec: ModelSpec, input_shape: Sequence[int], num_classes: int)
 
 
 def model_densities(spec: ModelSpec, input_shape: Sequence[int], num_classes: int) -> list[float]:
+    """Each weight layer's density; layers `dense_layers` names have 1, the allocation covers the rest."""
     shapes = weight_shapes(spec, input_shape, num_classes)
-    densities = masks.layer_densities(spec.mask, spec.densities, shapes)
+    fixed = [False] * len(shapes) if spec.built_in else zoo.dense_flags(spec, input_shape, num_classes)
+    free = [shape for shape, dense in zip(shapes, fixed, strict=True) if not dense]
+    if not free:
+        raise SpecError("model.dense_layers: names every maskable layer; leave at least one to mask")
+    if not spec.built_in and isinstance(spec.densities, tuple) and len(spec.densities) != len(free):
+        every = zoo.layer_names(spec, input_shape, num_classes)
+        names = [name for name, dense in zip(every, fixed, strict=True) if not dense]
+        raise SpecError(
+            f"model.densities: {len(spec.densities)} densities for the {len(free)} masked layers "
+            f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}); give {len(free)} or one number"
+        )
+    chosen = iter(masks.layer_densities(spec.mask, spec.densities, free))
+    densities = [1.0 if dense else next(chosen) for dense in fixed]
     masks.check_counts(densities, shapes)
     return densities
 
@@ -72,7 +90,7 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-class SparseNet(nn.Sequential):
+class SparseNet(WeightLayers, nn.Sequential):
     """A plain `nn.Sequential` (no per-step overhead beyond one) that knows its weight layers.
 
     Hidden block: weight layer → [batch norm] → activation (→ + input, with skips) → [max-pool] → [dropout];
@@ -83,25 +101,6 @@ class SparseNet(nn.Sequential):
         super().__init__(*modules)
         self._weight_layers = tuple(weight_layers)  # the same modules as in the sequence, listed in order
 
-    @property
-    def weight_layers(self) -> list[nn.Module]:
-        return list(self._weight_layers)
-
-    @property
-    def active_weights(self) -> int:
-        return sum(layer.active_weights for layer in self.weight_layers)
-
-    @property
-    def total_weights(self) -> int:
-        return sum(layer.total_weights for layer in self.weight_layers)
-
-    @property
-    def total_params(self) -> int:
-        """Every parameter, counting each kernel at its full (dense) size."""
-        kernels = {id(layer.kernel) for layer in self.weight_layers}
-        others = sum(p.numel() for p in self.parameters() if id(p) not in kernels)
-        return self.total_weights + others
-
 
 def build_model(
     spec: ModelSpec,
@@ -110,15 +109,18 @@ def build_model(
     seed: int,
     device_type: str = "cpu",
     layer_masks: Sequence[torch.Tensor] | None = None,
-) -> SparseNet:
+) -> SparseNet | MaskedModel:
     """Build the network with its masks and its initial weights.
 
     The masks are drawn from `seed` at the spec's densities, unless `layer_masks` gives them (a mask
     method's choice). The initial weights are the same whatever the masks: each kernel is drawn whole from
     `seed`, then masked. Each linear layer then goes on the backend `spec.backend` asks for (`auto`: sparse
     kernels below the density threshold of `device_type`); the weights are the same whichever backend
-    holds them.
+    holds them. Another family's model keeps its own initialisation (drawn from `seed`) and its layers are
+    masked in place (`sweep.core.masked_model`).
     """
+    if not spec.built_in:
+        return _masked_network(spec, input_shape, num_classes, seed, layer_masks)
     shapes = weight_shapes(spec, input_shape, num_classes)
     densities = model_densities(spec, input_shape, num_classes)
     reference = spec if spec.init_widths is None else dataclasses.replace(spec, widths=spec.init_widths)
@@ -168,3 +170,27 @@ def build_model(
     if conv:
         body.append(nn.Flatten())
     return SparseNet(*body, layers[-1], weight_layers=layers)
+
+
+def _masked_network(
+    spec: ModelSpec,
+    input_shape: Sequence[int],
+    num_classes: int,
+    seed: int,
+    layer_masks: Sequence[torch.Tensor] | None,
+) -> MaskedModel:
+    """The model a family builds, initialised from `seed`, with its masks (random at the densities unless
+    `layer_masks` gives them)."""
+    shapes = weight_shapes(spec, input_shape, num_classes)
+    fixed = zoo.dense_flags(spec, input_shape, num_classes)
+    if layer_masks is None:
+        densities = model_densities(spec, input_shape, num_classes)
+        mask_gen = torch.Generator().manual_seed(seed * 1_000_003 + _MASK_STREAM)
+        layer_masks = [
+            masks.random_mask(shape, masks.active_count(density, math.prod(shape)), mask_gen)
+            for shape, density in zip(shapes, densities, strict=True)
+        ]
+    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+        torch.manual_seed(seed * 1_000_003 + _INIT_STREAM)
+        net = zoo.build_network(spec, input_shape, num_classes)
+    return mask_in_place(net, [m.detach().float().cpu() for m in layer_masks], fixed)

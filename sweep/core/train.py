@@ -30,6 +30,7 @@ from sweep.core.masks.schedule import MaskChanges, MaskSchedule
 from sweep.core.models import SparseNet
 from sweep.core.numerics import flush_subnormals
 from sweep.core.optim import make_optimizer, make_schedule
+from sweep.core.precision import check_precision
 from sweep.spec import TrainSpec, TrialConfig
 
 
@@ -101,6 +102,7 @@ def train_trial(
     outcome = TrialOutcome(config)
     seed, tcfg = config.train.seed, config.train
     device = resolve_device(tcfg.device)
+    check_precision(tcfg.precision, device)
     flush_subnormals()
     torch.manual_seed(seed)
     splits = (

@@ -15,13 +15,13 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sweep.core.data import SHAPES
+from sweep.core.data import dataset_shape
 from sweep.core.masks.methods import planned_epochs
 from sweep.core.models import weight_shapes
 from sweep.engine.clock import duration
 from sweep.engine.growth import check_growth, stage_generation
 from sweep.plans.continuation import shorter_trials
-from sweep.plans.plan import planned_trials
+from sweep.plans.plan import check_models, planned_trials
 from sweep.spec import SweepSpec, TrialConfig
 from sweep.store import ResultsStore, query
 
@@ -44,6 +44,7 @@ class Forecast:
 
 
 def forecast(spec: SweepSpec, results: str, address: str | None) -> Forecast:
+    check_models(spec)
     store = ResultsStore(results)
     done_keys = _done(store, spec.name)
     state = store.sweep_state(spec.name) if store.exists() else None
@@ -219,5 +220,5 @@ def _signature(*parts: object) -> tuple:
 
 
 def _shapes(config: TrialConfig) -> list[tuple[int, ...]]:
-    input_shape, classes = SHAPES[config.dataset.name]
+    input_shape, classes = dataset_shape(config.dataset)
     return weight_shapes(config.model, input_shape, classes)

@@ -33,7 +33,7 @@ from sweep.engine.stage import experiments_of, forget_experiments, run_stage
 from sweep.engine.storage import settled_spec
 from sweep.engine.worker import dataset_key
 from sweep.errors import Interrupted, ResultsError, UserError
-from sweep.plans.plan import planned_trials
+from sweep.plans.plan import check_models, planned_trials
 from sweep.plans.types import PlannedTrial
 from sweep.spec import SweepSpec, config_to_dict, parse_spec
 from sweep.store import ResultsStore
@@ -67,6 +67,7 @@ def run_sweep(
     """Run a sweep from the start (grids skip trials already done in the tables); compact its tables at
     the end unless `compaction` is off."""
     spec = settled_spec(spec)
+    check_models(spec)
     store = ResultsStore(results)
     store.check_writable()
     with driver_lease(store, spec.name, "run", on_lost=stop_tune_run, echo=echo) as lease:

@@ -181,8 +181,8 @@ def on_device(key: str, arrays: ArrayDataset, device: torch.device) -> DeviceDat
 
 
 def dataset_key(spec: DatasetSpec) -> str:
-    """Trials that read the same files share one loaded copy of the data set."""
-    return f"{spec.name}|{spec.data_dir}|{spec.download}"
+    """Trials that read the same files the same way share one loaded copy of the data set."""
+    return f"{spec.name}|{spec.data_dir}|{spec.download}|{spec.image_size}|{spec.channels}"
 
 
 def trial_name(trial: Any) -> str:

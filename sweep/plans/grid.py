@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from sweep.core.data import SHAPES
+from sweep.core.data import dataset_shape
 from sweep.core.masks import active_weights, layer_densities
 from sweep.core.models import weight_shapes
 from sweep.errors import SpecError
@@ -43,7 +43,7 @@ def grid_trials(spec: SweepSpec) -> list[PlannedTrial]:
 
 def dense_reference(config: TrialConfig) -> TrialConfig:
     """The dense net with the sparse trial's depth and about its active weights (width proportions kept)."""
-    input_shape, classes = SHAPES[config.dataset.name]
+    input_shape, classes = dataset_shape(config.dataset)
     model = config.model
     shapes = weight_shapes(model, input_shape, classes)
     target = active_weights(layer_densities(model.mask, model.densities, shapes), shapes)

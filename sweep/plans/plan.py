@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import json
+
+from sweep.core.data import dataset_shape
+from sweep.core.models import model_densities
 from sweep.plans.grid import grid_trials
 from sweep.plans.sc_sdc import sc_sdc_trials
 from sweep.plans.types import PlannedTrial, TrialMeta
-from sweep.spec import SweepSpec
+from sweep.spec import SweepSpec, config_to_dict
 
 
 def planned_trials(spec: SweepSpec) -> list[PlannedTrial]:
@@ -15,3 +19,18 @@ def planned_trials(spec: SweepSpec) -> list[PlannedTrial]:
     if spec.kind == "grid":
         return grid_trials(spec)
     return [PlannedTrial(spec.trial, TrialMeta())]
+
+
+def check_models(spec: SweepSpec) -> None:
+    """Build every planned model of another family than mlp and cnn once, on the meta device (no weight is
+    allocated): its factory imports, its kwargs are taken, it fits the data's images and classes and its
+    densities its layers. A mistake is one line before anything starts."""
+    seen: set[str] = set()
+    configs = [spec.trial] if spec.kind == "snas" else [item.config for item in planned_trials(spec)]
+    for config in configs:
+        identity = json.dumps([config_to_dict(config.model), config_to_dict(config.dataset)], sort_keys=True)
+        if config.model.built_in or identity in seen:
+            continue
+        seen.add(identity)
+        input_shape, classes = dataset_shape(config.dataset)
+        model_densities(config.model, input_shape, classes)

@@ -73,6 +73,8 @@ def _convert(value: Any, hint: Any, path: str, rules: Mapping[str, Any]) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise SpecError(f"{path}: expected a mapping, got {_show(value)}")
+        if typing.get_args(hint)[1] is Any:  # settings passed on as they are (a builder's kwargs)
+            return {str(key): plain(item) for key, item in value.items()}
         out = {}
         for key, items in value.items():
             if not isinstance(items, list | tuple):

@@ -16,6 +16,7 @@ import yaml
 
 from sweep.errors import SpecError
 from sweep.spec.convert import build_dataclass, config_to_dict, did_you_mean
+from sweep.spec.model_rules import check_erk, check_family_kind, check_model, implied_family
 from sweep.spec.names import check_sweep_name
 from sweep.spec.schema import (
     GLOBAL_SCOPE,
@@ -113,9 +114,10 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
 
 
 def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
-    spec = build_dataclass(SweepSpec, raw, "")
+    spec = build_dataclass(SweepSpec, implied_family(raw), "")
     check_sweep_name(spec.name, "name")
     _check_model(spec.model, "model")
+    check_family_kind(spec.kind, spec.model, spec.grid is not None and spec.grid.dense_reference)
     _check_sparsity(spec.sparsity, spec.model)
     if spec.model.mask == "dense" and spec.sparsity.method != "random":
         raise SpecError(
@@ -149,7 +151,7 @@ def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
 def parse_trial(raw: Mapping[str, Any]) -> TrialConfig:
     """A trial's settings, validated. A dense net has no mask method: its sparsity settings are reset to the
     defaults, so that one dense net is one trial whatever method its sparse partners use."""
-    config = build_dataclass(TrialConfig, raw, "")
+    config = build_dataclass(TrialConfig, implied_family(raw), "")
     _check_model(config.model, "model")
     _check_sparsity(config.sparsity, config.model)
     if config.model.mask == "dense" and config.sparsity != SparsitySpec():
@@ -175,20 +177,8 @@ def spec_to_yaml(spec: SweepSpec) -> str:
 
 
 def _check_model(model: ModelSpec, path: str) -> None:
-    layers = model.num_weight_layers
-    if isinstance(model.densities, tuple) and len(model.densities) != layers:
-        raise SpecError(
-            f"{path}.densities: {list(model.densities)} has {len(model.densities)} entries, but the model "
-            f"has {layers} weight layers ({len(model.widths)} hidden + output); "
-            f"give {layers} densities or one float"
-        )
-    if model.mask == "erk" and isinstance(model.densities, tuple):
-        raise SpecError(f"{path}.densities: mask erk takes one overall density, got a list")
-    if model.init_widths is not None and len(model.init_widths) != len(model.widths):
-        raise SpecError(
-            f"{path}.init_widths: {list(model.init_widths)} must have one entry per hidden layer "
-            f"({len(model.widths)})"
-        )
+    check_model(model, path)
+    check_erk(model, path)
 
 
 def _check_sparsity(sparsity: SparsitySpec, model: ModelSpec) -> None:
@@ -196,6 +186,11 @@ def _check_sparsity(sparsity: SparsitySpec, model: ModelSpec) -> None:
         raise SpecError(
             f"sparsity.scope: global does not apply to method {sparsity.method}, which keeps every layer's "
             f"count; it applies to {', '.join(GLOBAL_SCOPE)}"
+        )
+    if sparsity.scope == "global" and model.dense_layers:
+        raise SpecError(
+            "sparsity.scope: global ranks every layer together, which would prune the layers "
+            "model.dense_layers keeps dense; use scope: layer"
         )
     if sparsity.method in MASKS_CHANGE and model.backend == "sparse":
         raise SpecError(

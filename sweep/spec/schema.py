@@ -13,9 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweep.spec.convert import config_to_dict, flatten
+from sweep.spec.factory_source import factory_source
 
-DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "synthetic")
-FAMILIES = ("mlp", "cnn")
+DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "svhn", "synthetic", "image_folder")
+CHANNELS = ("grey", "rgb", "rgba")
+# The project's own MLP and CNN (`core/models.py`), its CIFAR Wide ResNet (`core/wrn.py`), and the user's
+# model: a torchvision or timm builder by name, or a `package.module:function` factory (`core/zoo.py`).
+BUILT_IN = ("mlp", "cnn")
+FAMILIES = (*BUILT_IN, "wrn", "torchvision", "timm", "factory")
+PRECISIONS = ("fp32", "bf16", "fp16")
 ACTIVATIONS = ("relu", "leaky_relu", "prelu", "selu", "elu", "tanh", "sigmoid", "swish", "gelu")
 INITS = ("kaiming_uniform", "kaiming_normal", "xavier_uniform")
 MASKS = ("uniform", "erk", "dense")
@@ -57,6 +63,8 @@ class DatasetSpec:
     val_fraction: float = field(default=0.1, metadata=_opt(ge=0.0, lt=1.0))
     subset: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
     test_subset: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
+    image_size: int | None = field(default=None, metadata=_opt(gt=0, le=4096))  # image_folder: resized to
+    channels: str | None = field(default=None, metadata=_opt(choices=CHANNELS))  # image_folder: rgb if unset
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,15 @@ class ModelSpec:
     mask: str = field(default="uniform", metadata=_opt(choices=MASKS))
     densities: float | tuple[float, ...] = field(default=0.1, metadata=_opt(gt=0.0, le=1.0, nonempty=True))
     backend: str = field(default="auto", metadata=_opt(choices=BACKENDS))
+    name: str | None = None  # torchvision, timm: the builder's name (resnet18, wide_resnet50_2, ...)
+    factory: str | None = None  # factory: "package.module:function", called with input_shape and num_classes
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the builder (wrn: depth, widen_factor)
+    dense_layers: tuple[str, ...] = ()  # glob patterns of module names kept dense (a stem, a classifier)
+
+    @property
+    def built_in(self) -> bool:
+        """The project's own MLP or CNN, whose layers `widths` describes."""
+        return self.family in BUILT_IN
 
     @property
     def num_weight_layers(self) -> int:
@@ -124,6 +141,7 @@ class TrainSpec:
     augment: str = field(default="none", metadata=_opt(choices=AUGMENTS))
     seed: int = field(default=0, metadata=_opt(ge=0, le=MAX_SEED))
     device: str = field(default="auto", metadata=_opt(choices=DEVICES))
+    precision: str = field(default="fp32", metadata=_opt(choices=PRECISIONS))  # the forward pass's
     checkpoint_every: int = field(
         default=1, metadata=_opt(ge=0, le=MAX_COUNT)
     )  # 0: no checkpoints; changes no result
@@ -201,6 +219,8 @@ class TrialConfig:
         flat = flatten(config_to_dict(self))
         defaults = flatten(config_to_dict(TrialConfig()))
         changed = {k: v for k, v in flat.items() if k not in KEYLESS and v != defaults.get(k)}
+        if self.model.factory:  # the factory's code: an edited factory is another model
+            changed["model.factory_source"] = factory_source(self.model.factory)
         text = json.dumps(changed, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweep.errors import ResultsError
+from sweep.errors import ResultsError, first_line
 from sweep.store.location import shown
 
 if TYPE_CHECKING:
@@ -55,7 +55,3 @@ def unreadable_files(store: ResultsStore, table: str) -> list[tuple[str, str]]:
             if "does not exist" not in str(exc):
                 bad.append((path, first_line(exc)))
     return bad
-
-
-def first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -10,7 +10,8 @@ import pyarrow as pa
 
 # 2 adds trials.node_id, attempts, method, scope, method_settings; epochs.level; layers.mask_changed.
 # 3 adds trials.generation and superseded (sweeps that grow).
-SCHEMA_VERSION = "3"
+# 4 adds trials.model_name and model_kwargs, layers.module (models of any family).
+SCHEMA_VERSION = "4"
 _f64, _i64, _str, _bool = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 _time = pa.timestamp("us", tz="UTC")
 
@@ -30,6 +31,8 @@ TRIALS = pa.schema(
         ("test_subset", _i64),
         ("val_fraction", _f64),
         ("family", _str),
+        ("model_name", _str),
+        ("model_kwargs", _str),
         ("depth", _i64),
         ("widths", pa.list_(_i64)),
         ("densities", pa.list_(_f64)),
@@ -109,6 +112,7 @@ LAYERS = pa.schema(
         ("trial_key", _str),
         ("epoch", _i64),
         ("layer", _i64),
+        ("module", _str),
         ("kind", _str),
         ("backend", _str),
         ("shape", pa.list_(_i64)),

@@ -38,7 +38,8 @@ class DynamicSparse(MaskSchedule):
     def update(self, step: int) -> None:
         fraction = self.drop_fraction(step)
         for layer in self.training.model.weight_layers:
-            self.update_layer(layer, fraction)
+            if not getattr(layer, "fixed", False):  # a layer `model.dense_layers` keeps dense
+                self.update_layer(layer, fraction)
         following = step + self.every
         self.next_step = following if following < self.end else -1
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
-from sweep.core.data import SHAPES, Split, Splits
+from sweep.core.data import Split, Splits, dataset_shape
 from sweep.core.masks.allocation import active_count
 from sweep.core.masks.dynamic import DynamicSparse
 from sweep.core.masks.magnitude import GradualMagnitude, IterativeMagnitude, imp_levels
@@ -93,7 +93,7 @@ def planned_epochs(config: TrialConfig) -> int:
     """The epochs a trial trains, before it runs: IMP trains `train.epochs` per level, the others once."""
     if config.sparsity.method != "imp":
         return config.train.epochs
-    input_shape, classes = SHAPES[config.dataset.name]
+    input_shape, classes = dataset_shape(config.dataset)
     shapes = weight_shapes(config.model, input_shape, classes)
     densities = model_densities(config.model, input_shape, classes)
     counts = [active_count(d, math.prod(s)) for d, s in zip(densities, shapes, strict=True)]

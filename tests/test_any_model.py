@@ -1,0 +1,232 @@
+"""Any PyTorch model: a torchvision ResNet-18, the project's Wide ResNet, a timm model and the user's own
+factory train masked with every mask method; masked weights stay exactly zero, `dense_layers` stay dense, EGF
+is exact, every layer shape keeps its output shape, and each mistake is one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from sweep.core.data import ArrayDataset
+from sweep.core.gradflow import measure_flow
+from sweep.core.masked_model import mask_in_place
+from sweep.core.models import build_model
+from sweep.core.train import train_trial
+from sweep.spec import METHODS, parse_trial
+
+from .conftest import write_spec
+
+INPUT = (3, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def colour():
+    """A small 3-channel data set of 10 classes whose images carry their class (so training has a signal)."""
+    rng = np.random.default_rng(0)
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % 10
+        x = rng.integers(0, 120, size=(n, *INPUT), dtype=np.uint8)
+        x[np.arange(n), y % 3, :, y] = 250
+        return x, y.astype(np.int64)
+
+    (train_x, train_y), (test_x, test_y) = images(64), images(32)
+    return ArrayDataset("colour", train_x, train_y, test_x, test_y, 10, (0.3,) * 3, (0.25,) * 3)
+
+
+def zeros_hold(model: nn.Module) -> bool:
+    """Every masked weight is exactly zero."""
+    return all(torch.count_nonzero(layer.weight[layer.mask == 0]) == 0 for layer in model.weight_layers)
+
+
+def config(model: dict, method: str, **train):
+    sparsity = {"method": method, "update_every": 2, "synflow_rounds": 4, "score_batch": 16}
+    sparsity |= {"grasp_per_class": 2} if method == "grasp" else {}
+    sparsity |= {"levels": 1} if method == "imp" else {}
+    return parse_trial(
+        {
+            "dataset": {"name": "synthetic", "val_fraction": 0.0},
+            "model": {"densities": 0.2, **model},
+            "train": {
+                "optimizer": "momentum",
+                "lr": 0.05,
+                "weight_decay": 5e-4,
+                "epochs": 1,
+                "batch_size": 16,
+            }
+            | train,
+            "egf": {"samples": 16},
+            "sparsity": sparsity,
+        }
+    )
+
+
+RESNET = {"family": "torchvision", "name": "resnet18", "dense_layers": ["conv1", "fc"]}
+WRN = {"family": "wrn", "kwargs": {"depth": 10, "widen_factor": 1}, "dense_layers": ["stem"]}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("model", [RESNET, WRN], ids=["resnet18", "wrn-10-1"])
+def test_every_method_trains_the_model_masked_and_keeps_masked_weights_zero(colour, model, method):
+    outcome = train_trial(config(model, method), data=colour)
+    assert outcome.status == "done", outcome.error
+    net = outcome.model
+    for layer in net.weight_layers:
+        assert (
+            torch.count_nonzero(layer.weight[layer.mask == 0]) == 0
+        )  # exactly zero, after momentum and decay
+        assert layer.active_weights == int(layer.mask.sum()) >= int(torch.count_nonzero(layer.weight))
+    names = net.layer_names
+    dense = [
+        layer.density
+        for name, layer in zip(names, net.weight_layers, strict=True)
+        if name in model["dense_layers"]
+    ]
+    assert dense and all(d == 1.0 for d in dense)  # dense_layers stay dense, whatever the method
+    assert net.active_weights < 0.5 * net.total_weights
+    report = outcome.epochs[-1]
+    assert [row["module"] for row in outcome.facts.layers] == names
+    assert len(report.layers) == len(names) and np.isfinite(report.metrics["egf"])
+
+
+def test_egf_of_a_masked_resnet_equals_an_independent_autograd_computation(colour):
+    model = build_model(parse_trial({"model": RESNET | {"densities": 0.1}}).model, INPUT, 10, seed=3)
+    x = torch.from_numpy(colour.train_x[:12]).float() / 255
+    y = torch.from_numpy(colour.train_y[:12])
+    flow = measure_flow(model, x, y)
+
+    plain = torchvision.models.resnet18(num_classes=10)
+    plain.load_state_dict(model.net.state_dict())  # the masked model's weights load into a plain copy
+    plain.eval()
+    kernels = dict(plain.named_modules())
+    names = model.layer_names
+    grads = torch.autograd.grad(F.cross_entropy(plain(x), y), [kernels[n].weight for n in names])
+    masks = [layer.mask for layer in model.weight_layers]
+    expected = sum(float((g * m).norm()) for g, m in zip(grads, masks, strict=True)) / len(names)
+    assert flow.egf == pytest.approx(expected, rel=1e-5)
+    assert flow.gf2 == pytest.approx(float(torch.sqrt(sum((g**2).sum() for g in grads))), rel=1e-5)
+
+
+def test_strided_grouped_dilated_and_1d_3d_convolutions_keep_their_output_shapes_masked():
+    torch.manual_seed(0)
+    layers = nn.ModuleList(
+        [
+            nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=2, dilation=2),
+            nn.Conv2d(4, 4, (1, 5), bias=False, groups=4),
+            nn.Conv1d(4, 6, 5, stride=3),
+            nn.Conv3d(4, 2, 3, padding=2, dilation=2),
+            nn.Linear(4, 3),
+        ]
+    )
+    inputs = [
+        torch.randn(2, 4, 9, 9),
+        torch.randn(2, 4, 9, 9),
+        torch.randn(2, 4, 20),
+        torch.randn(2, 4, 5, 5, 5),
+    ]
+    inputs.append(torch.randn(2, 4))
+    before = [layer(x).shape for layer, x in zip(layers, inputs, strict=True)]
+    masks = [torch.rand(layer.weight.shape) < 0.3 for layer in layers]
+    masked = mask_in_place(layers, [m.float() for m in masks])
+    after = [layer(x).shape for layer, x in zip(layers, inputs, strict=True)]
+    assert after == before
+    for layer, mask in zip(masked.weight_layers, masks, strict=True):
+        assert layer.active_weights == int(mask.sum()) and torch.count_nonzero(layer.weight[~mask]) == 0
+        assert type(layer).__name__.startswith("Masked") and isinstance(layer, nn.Module)
+    assert "mask" not in "".join(masked.net.state_dict())  # loads into a plain copy
+
+
+def test_a_timm_model_trains_masked(colour):
+    pytest.importorskip("timm")
+    model = {"family": "timm", "name": "resnet10t", "dense_layers": ["fc"]}
+    outcome = train_trial(config(model, "snip"), data=colour)
+    assert outcome.status == "done", outcome.error
+    assert zeros_hold(outcome.model)
+
+
+def test_bf16_keeps_masked_weights_zero(colour):
+    outcome = train_trial(config(WRN, "rigl", precision="bf16"), data=colour)
+    assert outcome.status == "done", outcome.error
+    assert zeros_hold(outcome.model)
+
+
+FACTORY = """
+from torch import nn
+
+
+def build(input_shape, num_classes, hidden=16, classes=None):
+    channels = input_shape[0]
+    return nn.Sequential(
+        nn.Conv2d(channels, hidden, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        nn.Linear(hidden * 4, classes or num_classes),
+    )
+
+
+def nothing(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.ReLU())
+"""
+
+
+@pytest.fixture
+def factory_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "my_models.py").write_text(FACTORY)
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+def test_an_edited_factory_is_another_trial(factory_dir):
+    first = parse_trial({"model": {"factory": "my_models:build"}})
+    assert first.model.family == "factory"
+    key = first.key
+    assert parse_trial({"model": {"factory": "my_models:build"}}).key == key
+    (factory_dir / "my_models.py").write_text(FACTORY + "\n# hidden layers now wider\n")
+    assert parse_trial({"model": {"factory": "my_models:build"}}).key != key
+
+
+BAD = [
+    (
+        {"family": "torchvision", "name": "resnet181"},
+        "model.name: 'resnet181' is not a torchvision model; did you mean resnet18",
+    ),
+    (
+        {"family": "torchvision", "name": "resnet18", "kwargs": {"depth": 3}},
+        "model.kwargs: torchvision model resnet18 does not take {'depth': 3}",
+    ),
+    (
+        {"family": "torchvision", "name": "resnet18", "dense_layers": ["stem*"]},
+        "model.dense_layers: 'stem*' matches no maskable module; they are: conv1,",
+    ),
+    ({"family": "torchvision", "name": "resnet18"}, "does not take the data's images of shape [1, 28, 28]"),
+    (
+        {"factory": "my_models:build", "kwargs": {"classes": 3}},
+        "gives outputs of shape [2, 3] for a batch of 2; the data has 10 classes",
+    ),
+    ({"factory": "my_models:nothing"}, "model: factory my_models:nothing has no linear or conv layer"),
+    (
+        {"factory": "not_there.models:build"},
+        "model.factory: cannot import 'not_there.models' (ModuleNotFound",
+    ),
+    ({"factory": "my_models:missing"}, "model.factory: module 'my_models' has no function 'missing'"),
+    ({"family": "wrn", "widths": [10]}, "model.widths: applies to the families mlp and cnn"),
+    ({"family": "mlp", "name": "resnet18"}, "model.name: family mlp is the project's own"),
+]
+
+
+@pytest.mark.parametrize(("model", "message"), BAD, ids=[m for _, m in BAD])
+def test_a_model_mistake_is_one_line_before_anything_runs(cli, factory_dir, model, message):
+    grey = model.get("dense_layers") is None and model.get("kwargs") is None  # 1 channel into resnet18
+    data = "fashion_mnist" if model.get("name") == "resnet18" and grey else "cifar10"
+    spec = {"name": "bad", "kind": "single", "dataset": {"name": data}, "model": model}
+    path = write_spec(factory_dir / "bad.yaml", __import__("yaml").safe_dump(spec))
+    result = cli("run", str(path), "--dry-run", "--results", str(factory_dir / "r"))
+    assert result.code == 2, result.out + result.err
+    (line,) = result.err.strip().splitlines()
+    assert message in line and "Traceback" not in result.err
+    assert not (factory_dir / "r").exists()
