@@ -1,19 +1,6 @@
 """Specs: YAML in, frozen and validated dataclasses out. Imports no other layer of the project."""
 
-from sweep.spec.convert import config_to_dict
-from sweep.spec.diff import Change, changes
-from sweep.spec.load import (
-    apply_overrides,
-    axis_keys,
-    load_spec,
-    parse_spec,
-    parse_trial,
-    read_yaml,
-    spec_to_yaml,
-    with_settings,
-)
-from sweep.spec.names import check_sweep_name
-from sweep.spec.schema import (
+from sweep.spec.choices import (
     ACTIVATIONS,
     AUGMENTS,
     BACKENDS,
@@ -32,6 +19,21 @@ from sweep.spec.schema import (
     SAMPLERS,
     SCHEDULERS,
     SCHEDULES,
+)
+from sweep.spec.convert import config_to_dict
+from sweep.spec.diff import Change, changes
+from sweep.spec.load import (
+    apply_overrides,
+    axis_keys,
+    load_spec,
+    parse_spec,
+    parse_trial,
+    read_yaml,
+    spec_to_yaml,
+    with_settings,
+)
+from sweep.spec.names import check_sweep_name
+from sweep.spec.schema import (
     TRIAL_SECTIONS,
     DatasetSpec,
     EgfSpec,

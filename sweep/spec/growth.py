@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweep.spec.choices import MASKS_CHANGE
 from sweep.spec.diff import Change, changes
 from sweep.spec.load import axis_keys
-from sweep.spec.schema import MASKS_CHANGE, SweepSpec
+from sweep.spec.schema import SweepSpec
 
 # Lists that a sweep grows by adding values (every old value kept, in any order).
 GROWING_LISTS = ("search.baseline_seeds", "grid.seeds", "grid.ratios", "grid.depths")

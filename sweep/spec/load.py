@@ -15,13 +15,12 @@ from typing import Any
 import yaml
 
 from sweep.errors import SpecError
+from sweep.spec.choices import GLOBAL_SCOPE, MASKS_CHANGE
 from sweep.spec.convert import build_dataclass, config_to_dict, did_you_mean
 from sweep.spec.model_rules import check_erk, check_family_kind, check_model, implied_family
 from sweep.spec.names import check_sweep_name
 from sweep.spec.schema import (
-    GLOBAL_SCOPE,
     GRID_OWNED,
-    MASKS_CHANGE,
     SC_SDC_ONLY,
     TRIAL_SECTIONS,
     DatasetSpec,
@@ -117,7 +116,7 @@ def parse_spec(raw: Mapping[str, Any]) -> SweepSpec:
     spec = build_dataclass(SweepSpec, implied_family(raw), "")
     check_sweep_name(spec.name, "name")
     _check_model(spec.model, "model")
-    check_family_kind(spec.kind, spec.model, spec.grid is not None and spec.grid.dense_reference)
+    check_family_kind(spec.kind, spec.model, spec.grid)
     _check_sparsity(spec.sparsity, spec.model)
     if spec.model.mask == "dense" and spec.sparsity.method != "random":
         raise SpecError(

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sweep.errors import SpecError
-from sweep.spec.schema import BUILT_IN, ModelSpec
+from sweep.spec.choices import BUILT_IN
+from sweep.spec.schema import GridSpec, ModelSpec
 
 _BUILT_IN_ONLY = ("widths", "init_widths", "activation", "batchnorm", "dropout", "skip", "init")
 _OTHERS_ONLY = ("name", "factory", "kwargs", "dense_layers")
@@ -78,17 +79,25 @@ def check_erk(model: ModelSpec, path: str) -> None:
         raise SpecError(f"{path}.densities: mask erk takes one overall density, got a list")
 
 
-def check_family_kind(kind: str, model: ModelSpec, dense_reference: bool) -> None:
-    """SC-SDC pairs, SNAS and a grid's dense references vary the widths of the project's own families."""
-    if dense_reference and model.family not in BUILT_IN:
+def check_family_kind(kind: str, model: ModelSpec, grid: GridSpec | None) -> None:
+    """SC-SDC's per-layer pairs and a grid's dense references scale the widths of the project's own
+    families; another family's SC-SDC pairs match the total (`grid.match: total`) by `model.width_key`."""
+    if model.family in BUILT_IN:
+        return
+    if grid is not None and grid.dense_reference:
         raise SpecError(
             f"grid.dense_reference: scales the widths of the families mlp and cnn; a {model.family} model "
             "has none to scale"
         )
-    if kind in ("sc_sdc", "snas") and model.family not in BUILT_IN:
+    if kind == "sc_sdc" and grid is not None and grid.match != "total":
         raise SpecError(
-            f"kind: {kind} varies the widths of the families mlp and cnn; a {model.family} model runs as "
-            "kind single or grid (grid axes may vary its kwargs, densities and mask method)"
+            f"grid.match: layer pairs each layer with a narrower dense one, which only the families mlp and "
+            f"cnn allow; a {model.family} model takes match: total (with model.width_key)"
+        )
+    if kind == "sc_sdc" and model.width_key is None:
+        raise SpecError(
+            f"model.width_key: SC-SDC with match: total scales a {model.family} model's width; name the "
+            "knob, for example kwargs.widen_factor or kwargs.width_per_group"
         )
 
 

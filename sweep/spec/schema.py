@@ -12,43 +12,35 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweep.spec.choices import (
+    ACTIVATIONS,
+    AUGMENTS,
+    BACKENDS,
+    BUILT_IN,
+    CHANNELS,
+    DATASETS,
+    DEFAULT_LEVELS,
+    DEVICES,
+    FAMILIES,
+    INITS,
+    KINDS,
+    MASKS,
+    MATCHES,
+    MAX_COUNT,
+    MAX_SEED,
+    MAX_WEIGHTS,
+    METHODS,
+    METRICS,
+    OPTIMIZERS,
+    PRECISIONS,
+    PRUNING_AT_INIT,
+    SAMPLERS,
+    SCHEDULERS,
+    SCHEDULES,
+    SCOPES,
+)
 from sweep.spec.convert import config_to_dict, flatten
 from sweep.spec.factory_source import factory_source
-
-DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "svhn", "synthetic", "image_folder")
-CHANNELS = ("grey", "rgb", "rgba")
-# The project's own MLP and CNN (`core/models.py`), its CIFAR Wide ResNet (`core/wrn.py`), and the user's
-# model: a torchvision or timm builder by name, or a `package.module:function` factory (`core/zoo.py`).
-BUILT_IN = ("mlp", "cnn")
-FAMILIES = (*BUILT_IN, "wrn", "torchvision", "timm", "factory")
-PRECISIONS = ("fp32", "bf16", "fp16")
-ACTIVATIONS = ("relu", "leaky_relu", "prelu", "selu", "elu", "tanh", "sigmoid", "swish", "gelu")
-INITS = ("kaiming_uniform", "kaiming_normal", "xavier_uniform")
-MASKS = ("uniform", "erk", "dense")
-BACKENDS = ("auto", "masked", "sparse")
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("none", "step", "cosine")
-AUGMENTS = ("none", "flip_crop")
-DEVICES = ("auto", "cpu", "cuda")
-KINDS = ("single", "snas", "sc_sdc", "grid")
-SAMPLERS = ("tpe", "nsga2", "random")
-METRICS = ("val_acc", "test_acc")
-SCHEDULERS = ("none", "asha")
-DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-# How a trial's masks are chosen: at random, by pruning at initialisation, by dynamic sparse training, or by
-# magnitude pruning while it trains. `scope: global` lets a method allocate across layers.
-PRUNING_AT_INIT = ("snip", "grasp", "synflow")
-METHODS = ("random", "shuffle", *PRUNING_AT_INIT, "set", "rigl", "gmp", "imp")
-GLOBAL_SCOPE = ("shuffle", *PRUNING_AT_INIT, "gmp", "imp")
-MASKS_CHANGE = ("set", "rigl", "gmp", "imp")  # masks that change while the trial trains
-SCOPES = ("layer", "global")
-# Every integer setting has an upper bound that the trainer and the int64 tables hold. Seeds stay below
-# 2**32, numpy's seed range, which Optuna's samplers use (torch's generators then take seed * 1_000_003 plus a
-# stream number, well under 2**63); sizes and counts stay within int32, which tensor shapes and the products
-# of widths in the tables hold with room.
-MAX_SEED = 2**32 - 1
-MAX_COUNT = 2**31 - 1
-MAX_WEIGHTS = 2**62
 
 
 def _opt(**rules: Any) -> dict[str, Any]:
@@ -86,6 +78,7 @@ class ModelSpec:
     factory: str | None = None  # factory: "package.module:function", called with input_shape and num_classes
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the builder (wrn: depth, widen_factor)
     dense_layers: tuple[str, ...] = ()  # glob patterns of module names kept dense (a stem, a classifier)
+    width_key: str | None = None  # SC-SDC, match total: the width knob, e.g. kwargs.widen_factor
 
     @property
     def built_in(self) -> bool:
@@ -169,6 +162,7 @@ class SearchSpec:
     seed: int = field(default=0, metadata=_opt(ge=0, le=MAX_SEED))
     baselines: bool = False
     baseline_seeds: tuple[int, ...] = field(default=(), metadata=_opt(ge=0, le=MAX_SEED))
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # one density per group of modules
     warm_start_from: tuple[str, ...] = ()  # earlier sweeps in the same results whose trials seed the sampler
 
 
@@ -181,6 +175,7 @@ class GridSpec:
     depths: tuple[int, ...] = field(default=(1, 2, 4), metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_opt(ge=0, le=MAX_SEED, nonempty=True))
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    match: str = field(default="layer", metadata=_opt(choices=MATCHES))
     dense_reference: bool = False  # kind grid: each sparse trial's dense net of the same capacity too
 
 
