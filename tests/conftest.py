@@ -104,3 +104,23 @@ def tiny_grid(name: str, grid: str) -> str:
         f"name: {name}\nkind: sc_sdc\ndataset: {{name: synthetic, subset: 300}}\n"
         f"train: {{epochs: 1, batch_size: 64}}\negf: {{samples: 64}}\ngrid: {grid}\n"
     )
+
+
+def factory_module(tmp_path: Path, monkeypatch, name: str, source: str) -> Path:
+    """A folder holding the model factory module `name` (its `source`), made the test's working folder, where
+    `sweep` finds a user's factory."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(source)
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+def refused_dry_run(cli, spec: Path, results: Path) -> str:
+    """`sweep run SPEC --dry-run` refused in one line (exit 2, no traceback, nothing written): that line."""
+    result = cli("run", str(spec), "--dry-run", "--results", str(results))
+    assert result.code == 2, result.out + result.err
+    (line,) = result.err.strip().splitlines()
+    assert "Traceback" not in result.err and not Path(results).exists()
+    return line

@@ -18,7 +18,7 @@ from sweep.core.models import build_model
 from sweep.core.train import train_trial
 from sweep.spec import METHODS, parse_trial
 
-from .conftest import write_spec
+from .conftest import factory_module, refused_dry_run, write_spec
 
 INPUT = (3, 16, 16)
 
@@ -173,12 +173,7 @@ def nothing(input_shape, num_classes):
 
 @pytest.fixture
 def factory_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "my_models.py").write_text(FACTORY)
-    monkeypatch.chdir(folder)
-    monkeypatch.syspath_prepend(str(folder))
-    return folder
+    return factory_module(tmp_path, monkeypatch, "my_models", FACTORY)
 
 
 def test_an_edited_factory_is_another_trial(factory_dir):
@@ -225,8 +220,21 @@ def test_a_model_mistake_is_one_line_before_anything_runs(cli, factory_dir, mode
     data = "fashion_mnist" if model.get("name") == "resnet18" and grey else "cifar10"
     spec = {"name": "bad", "kind": "single", "dataset": {"name": data}, "model": model}
     path = write_spec(factory_dir / "bad.yaml", __import__("yaml").safe_dump(spec))
-    result = cli("run", str(path), "--dry-run", "--results", str(factory_dir / "r"))
-    assert result.code == 2, result.out + result.err
-    (line,) = result.err.strip().splitlines()
-    assert message in line and "Traceback" not in result.err
-    assert not (factory_dir / "r").exists()
+    assert message in refused_dry_run(cli, path, factory_dir / "r")
+
+
+def test_a_dry_run_shows_the_models_layers_and_the_datas_shape(cli, tmp_path):
+    model = {"family": "torchvision", "name": "resnet18", "densities": 0.1, "dense_layers": ["conv1", "fc"]}
+    spec = {"name": "dry", "kind": "single", "dataset": {"name": "cifar10"}, "model": model}
+    path = write_spec(tmp_path / "dry.yaml", __import__("yaml").safe_dump(spec))
+    result = cli("run", str(path), "--dry-run", "--results", str(tmp_path / "r"))
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert "  data: cifar10, images 3×32×32, 10 classes" in lines
+    assert "  model: torchvision resnet18" in lines
+    assert any(line.split() == ["conv1", "conv", "64×3×7×7", "1.0000", "9,408"] for line in lines)
+    assert any(line.split()[:3] == ["layer1.0.conv1", "conv", "64×64×3×3"] for line in lines)
+    built = build_model(parse_trial({"model": model}).model, (3, 32, 32), 10, seed=0)
+    total = f"21 layers: {built.active_weights:,} of {built.total_weights:,} weights active"
+    assert any(line.strip().startswith(total) for line in lines), result.out
+    assert not (tmp_path / "r").exists()

@@ -27,6 +27,8 @@ KEYS = (
     "sweep_overhead",
     "peak_fraction",
     "sparse_speedup",
+    "resnet_masking",
+    "model_bytes",
 )
 
 
@@ -56,6 +58,8 @@ def test_quick_bench_reports_every_ratio(cli, tmp_path):
     subnormal = record["raw"]["subnormal_cost"]  # the kept side really computed with subnormal weights
     share = subnormal["subnormal_weights"] / subnormal["active_weights"]
     assert 0.02 < share < 0.1
+    held = record["raw"]["model_bytes"]  # the masks cost something, and are counted
+    assert held["masked bytes"] > held["plain bytes"] > 40_000_000  # ResNet-18: 11.2 M float32 weights
 
 
 def test_bench_rejects_an_unknown_comparison(cli):

@@ -3,6 +3,7 @@ against a hand computation, RigL and SET regrowth, IMP rewinding, seeds, and che
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -155,21 +156,22 @@ def test_snip_and_grasp_scores_match_a_hand_computation():
     assert np.allclose(grasp[1].numpy(), w2 * hg2, rtol=1e-5, atol=1e-12)
 
 
-def _dynamic(data, method: str, seed: int = 0):
+def _dynamic(data, method: str, seed: int = 0, **sparsity):
     cfg = parse_trial(
         {
             "dataset": {"name": "synthetic"},
             "model": {"widths": [48, 24], "densities": 0.2},
             "train": {"seed": seed, "epochs": 4},
-            "sparsity": {"method": method, "drop_fraction": 0.3},
+            "sparsity": {"method": method, "drop_fraction": 0.3, **sparsity},
         }
     )
     model, masks = methods.start(cfg, make_splits(data, cfg.dataset, seed), torch.device("cpu"))
     return model, masks
 
 
-def test_rigl_regrows_where_the_dense_gradient_is_largest_and_drops_the_smallest_weights(synthetic):
-    model, masks = _dynamic(synthetic, "rigl")
+@pytest.mark.parametrize("regrown", ["keep", "reset"])
+def test_rigl_regrows_where_the_dense_gradient_is_largest_and_drops_the_smallest_weights(synthetic, regrown):
+    model, masks = _dynamic(synthetic, "rigl", regrown=None if regrown == "keep" else "reset")  # None: keep
     Training(model, parse_trial({}).train, masks)
     layer = model.weight_layers[0]
     generator = torch.Generator().manual_seed(7)
@@ -189,8 +191,15 @@ def test_rigl_regrows_where_the_dense_gradient_is_largest_and_drops_the_smallest
     largest = torch.where(kept, -math.inf, grads.abs()).flatten().argsort(descending=True)[:k]
     grown = torch.zeros_like(kept).flatten()
     grown[largest] = True  # regrown: the largest dense gradients anywhere outside the kept weights
-    assert torch.equal(after, kept | grown.view(before.shape))
-    assert torch.count_nonzero(layer.weight[grown.view(before.shape)]) == 0  # regrown weights start at zero
+    grown = grown.view(before.shape)
+    assert torch.equal(after, kept | grown)
+    new = grown & ~before  # grown where no weight was: starts at zero
+    again = grown & before  # dropped and regrown by the same update
+    assert torch.count_nonzero(layer.weight[new]) == 0 and again.any()
+    if regrown == "keep":  # the reference code's: the weight goes on as it was
+        assert torch.equal(layer.weight[again], weights[again]) and torch.count_nonzero(weights[again]) > 0
+    else:
+        assert torch.count_nonzero(layer.weight[again]) == 0
     assert torch.equal(layer.weight[kept], weights[kept])
 
 
@@ -311,3 +320,22 @@ search: {num_samples: 3, sampler: random, density_levels: [0.1, 0.5], seed: 0}
     assert result.code == 0, result.err
     trials = ResultsStore(tmp_path / "r").rows("trials", "searched-snip")
     assert trials and {t["method"] for t in trials} == {"snip"}
+
+
+def test_a_result_recorded_under_the_old_per_layer_default_never_stands_for_the_new_global_one(cli, tmp_path):
+    """SNIP now ranks all layers together by default; a trial trained per layer (the old default, and what
+    its rows mean) counts as done for an explicit `scope: layer` only."""
+    spec = tmp_path / "snip.yaml"
+    spec.write_text(
+        "name: snip-default\nkind: single\ndataset: {name: synthetic, subset: 128}\n"
+        "model: {widths: [16], densities: 0.2}\ntrain: {epochs: 1, batch_size: 64}\negf: {samples: 32}\n"
+        "sparsity: {method: snip}\n"
+    )
+    results = str(tmp_path / "r")
+    assert cli("train", str(spec), "--set", "sparsity.scope=layer", "--results", results).code == 0
+    (row,) = ResultsStore(results).rows("trials", "snip-default")
+    assert row["scope"] == "layer" and json.loads(row["method_settings"])["scope"] == "layer"
+    new_default = cli("run", str(spec), "--dry-run", "--results", results)
+    assert "1 planned (one trial); 0 done already; 1 to run" in new_default.out, new_default.out
+    per_layer = cli("run", str(spec), "--set", "sparsity.scope=layer", "--dry-run", "--results", results)
+    assert "0 done already" not in per_layer.out and "1 done already" in per_layer.out, per_layer.out

@@ -33,6 +33,8 @@ GOALS = {
     "sweep_overhead": ("<=", 1.25),
     "peak_fraction": (">=", 0.55),
     "sparse_speedup": (">=", 5.0),
+    "resnet_masking": ("<=", 1.10),
+    "model_bytes": ("<=", 1.3),
 }
 # Goals that quick mode's sizes cannot judge: each ratio amortises a fixed cost (the per-epoch work around the
 # steps, the 2,048-sample EGF probe, starting Ray and its workers) over the full sizes only.

@@ -14,7 +14,9 @@ and reports the ratio of each pair as min / median / max, plus the absolute time
 - peak_fraction  = the trainer's FLOP/s on the reference MLP (784-300-100-10, batch 128, all weights counted)
                    / this machine's dense matmul FLOP/s at the same dtype;
 - sparse_speedup = masked-backend epoch / `backend: auto` epoch for the SC-SDC MLP of ratio 0.1 (width 3076,
-                   4 hidden layers, hidden-to-hidden layers 1% dense).
+                   4 hidden layers, hidden-to-hidden layers 1% dense);
+- resnet_masking, model_bytes = a torchvision ResNet-18 masked in place against the plain one: epoch time,
+                   and bytes held (`sweep.bench.models`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from sweep.bench.checkpoint import checkpoint_cost
 from sweep.bench.harness import Result, Settings, machine, quick_header, summary_line
 from sweep.bench.masks import rigl_cost, scoring_cost
+from sweep.bench.models import model_bytes, resnet_masking
 from sweep.bench.sparse import calibrate, sparse_speed
 from sweep.bench.subnormal import subnormal_cost
 from sweep.bench.sweep import sweep_cost
@@ -64,6 +67,8 @@ def run_bench(
         "sparse_speedup": lambda: sparse_speed(splits, settings),
         "subnormal_cost": lambda: subnormal_cost(splits, settings),
         "sweep_overhead": lambda: sweep_cost(settings),
+        "resnet_masking": lambda: resnet_masking(settings),
+        "model_bytes": lambda: model_bytes(settings),
     }
     record: dict = {"machine": machine(settings.device), "quick": quick, "raw": {}}
     if quick:

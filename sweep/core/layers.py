@@ -40,12 +40,12 @@ class _MaskedKernel:
     weight: nn.Parameter
     mask: torch.Tensor
 
-    def _set_mask(self, mask: torch.Tensor, persistent: bool = True) -> None:
+    def _set_mask(self, mask: torch.Tensor, saved: bool = True, dtype: torch.dtype | None = None) -> None:
         if tuple(mask.shape) != tuple(self.weight.shape):
             raise ValueError(
                 f"mask shape {tuple(mask.shape)} does not match weight {tuple(self.weight.shape)}"
             )
-        self.register_buffer("mask", mask.to(self.weight.dtype), persistent=persistent)
+        self.register_buffer("mask", mask.to(dtype or self.weight.dtype), persistent=saved)
         self.shape = tuple(self.weight.shape)
         self.total_weights = math.prod(self.shape)
         self.active_weights = int(mask.sum().item())

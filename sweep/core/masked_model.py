@@ -3,7 +3,8 @@
 Every `nn.Linear` and `nn.Conv1d/2d/3d` of the model (any kernel, stride, padding, dilation, groups, with or
 without bias, and the subclasses libraries derive from them) becomes a masked layer in place: the module
 keeps its name, its class's own `forward` and its parameters, and gains the mask as a buffer that is not part
-of its `state_dict`, so `model.net.state_dict()` loads into a plain copy of the model. Layers that
+of its `state_dict`, so `model.net.state_dict()` loads into a plain copy of the model. Masks are booleans,
+one byte a weight: these models are large, and a step long beside masking the gradients. Layers that
 `dense_layers` names (glob patterns of module names) keep an all-ones mask: they count in every total and
 in the gradient-flow mean as layers of density 1, and no mask method changes them.
 """
@@ -98,7 +99,7 @@ def mask_in_place(
         raise ValueError(f"{len(masks)} masks for {len(found)} maskable layers")
     for i, ((_, module), mask) in enumerate(zip(found, masks, strict=True)):
         module.__class__ = masked_class(type(module))
-        module._set_mask(mask.detach().to(device=module.weight.device).view_as(module.weight), False)
+        module._set_mask(mask.detach().to(module.weight.device).view_as(module.weight), False, torch.bool)
         module.fixed = bool(fixed[i]) if fixed is not None else False
         with torch.no_grad():
             module.weight.mul_(module.mask)

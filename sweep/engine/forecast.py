@@ -10,12 +10,14 @@ continues counts only its new epochs.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
 
 from sweep.core.data import dataset_shape
+from sweep.core.describe import layer_table, table_lines
 from sweep.core.masks.methods import planned_epochs
 from sweep.core.models import weight_shapes
 from sweep.engine.clock import duration
@@ -96,6 +98,7 @@ def forecast_lines(spec: SweepSpec, results: str, f: Forecast) -> list[str]:
     lines = [
         f"dry run of sweep {spec.name} ({spec.kind}) in {results}: nothing started, nothing written",
         f"  trials: {f.planned} planned ({f.detail}); {f.done} done already; {f.todo} to run",
+        *_model_lines(spec),
     ]
     if f.growth is not None:
         lines.append(f"  grows the sweep that ran: {f.growth}")
@@ -132,7 +135,8 @@ def _grid_detail(spec: SweepSpec, distinct: int) -> str:
     cells = math.prod(len(values) for values in grid.axes.values()) if grid.axes else 1
     parts = [_count(len(grid.seeds), "seed")] + ([_count(cells, "axis cell")] if grid.axes else [])
     if spec.kind == "sc_sdc":
-        parts = [_count(len(grid.ratios), "ratio"), _count(len(grid.depths), "depth"), *parts, "2 roles"]
+        depths = [_count(len(grid.depths), "depth")] if spec.model.built_in else []  # others: the model's
+        parts = [_count(len(grid.ratios), "ratio"), *depths, *parts, "2 roles"]
     elif grid.dense_reference:
         parts.append("with dense references")
     return " x ".join(parts) + f": {distinct} distinct"
@@ -213,6 +217,27 @@ def _trial_seconds(store: ResultsStore, todo: list[tuple[TrialConfig, int]]) -> 
         scaled_basis = f"{scaled} scaled by their weights from trials of the same family"
         basis = f"{basis}; {scaled_basis}" if basis else scaled_basis
     return total, basis
+
+
+def _model_lines(spec: SweepSpec) -> list[str]:
+    """The data's shape and the spec's model, layer by layer (a grid's or a search's cells vary it)."""
+    input_shape, classes = dataset_shape(spec.dataset)
+    model = spec.model
+    if model.built_in:
+        named = "widths " + "-".join(map(str, model.widths))
+    else:
+        named = " ".join(
+            filter(None, [model.name or model.factory, json.dumps(model.kwargs) if model.kwargs else ""])
+        )
+    data = f"  data: {spec.dataset.name}, images {'×'.join(map(str, input_shape))}, {classes} classes"
+    if spec.kind in ("sc_sdc", "snas") and model.built_in:  # the grid or the search sets the widths
+        return [data]
+    varied = " (the spec's own; its cells vary it)" if spec.kind != "single" else ""
+    return [
+        data,
+        f"  model: {model.family} {named}{varied}",
+        *table_lines(layer_table(model, input_shape, classes)),
+    ]
 
 
 def _signature(*parts: object) -> tuple:

@@ -102,6 +102,8 @@ def _fixed(config: Any) -> dict[str, Any]:
 
 def _params(template: SearchTemplate, config: Any) -> dict[str, Any] | str:
     """The search parameters that give the config's architecture, or why none do."""
+    if template.layers is not None:  # a fixed model: its densities only
+        return template.layers.params_of(config.model, template.levels)
     widths = list(config.model.widths)
     depth = len(widths)
     densities = config.model.densities

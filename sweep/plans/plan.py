@@ -9,6 +9,7 @@ from sweep.core.data import dataset_shape
 from sweep.core.models import model_densities
 from sweep.plans.grid import grid_trials
 from sweep.plans.sc_sdc import sc_sdc_trials
+from sweep.plans.snas_layers import check_search
 from sweep.plans.types import PlannedTrial, TrialMeta
 from sweep.spec import SweepSpec, config_to_dict
 
@@ -34,3 +35,5 @@ def check_models(spec: SweepSpec) -> None:
         seen.add(identity)
         input_shape, classes = dataset_shape(config.dataset)
         model_densities(config.model, input_shape, classes)
+    if spec.kind == "snas":
+        check_search(spec)  # its family's search settings, and a fixed model's groups

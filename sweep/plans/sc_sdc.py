@@ -4,7 +4,9 @@ For a sparse width w_S and a ratio r, the dense partner has width w_D = round(r 
 in every layer, exactly as many active weights as the dense layer has weights: density w_D/w_S for the input
 layer and the output layer, (w_D/w_S)² between hidden layers (for a CNN the same rule holds for channels).
 Its active weights are drawn from the dense layer's distribution (`model.init_widths`). Each pair shares its
-seed and every other setting.
+seed and every other setting, and records `capacity_mismatch` 0.0 (the capacities match exactly).
+
+With `grid.match: total` (any model family) a pair matches its total of weights: `plans/total_match.py`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def sc_sdc_trials(spec: SweepSpec) -> list[PlannedTrial]:
     `pair_id` is the dense partner's trial key: a dense net has no mask method, so the cells of a
     `sparsity.method` axis share one dense partner (trained once) and every sparse net names it."""
     grid = spec.grid
+    if grid.match == "total":
+        from sweep.plans.total_match import total_match_trials  # it builds on this module's cells
+
+        return total_match_trials(spec)
     planned: list[PlannedTrial] = []
     for ratio, depth, seed, settings in cells(grid, grid.ratios, grid.depths):
         w_sparse, w_dense = grid.sparse_width, dense_width(grid.sparse_width, ratio)
@@ -61,7 +67,7 @@ def sc_sdc_trials(spec: SweepSpec) -> list[PlannedTrial]:
                 raise SpecError(f"grid: the cell {cell} gives an invalid trial: {exc}") from None
         pair_id = configs["dense"].key
         planned += [
-            PlannedTrial(config, TrialMeta(kind="sc_sdc", role=role, pair_id=pair_id))
+            PlannedTrial(config, TrialMeta(kind="sc_sdc", role=role, pair_id=pair_id, capacity_mismatch=0.0))
             for role, config in configs.items()
         ]
     return planned

@@ -7,7 +7,9 @@ one hidden width from `search.widths`; a layer's density exists only if the laye
 (accuracy up, active weights down) and random. `max_active_weights` is a constraint set on each Optuna
 trial (`Trial.set_constraint`), which the samplers respect; it is not a penalty on the objective. The
 uniform and ERK allocations at `warm_start_density` are evaluated first, each density snapped to the
-nearest level.
+nearest level. A model of another family (wrn, torchvision, timm, factory) is fixed: its space is one density
+per masked layer or per group of layers (`plans/snas_layers.py`), and its warm start is every dimension at
+`warm_start_density`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import optuna
 
 from sweep.core.masks import active_weights, erk_densities
 from sweep.core.models import weight_shapes
+from sweep.plans.snas_layers import LayerSpace, layer_space
 from sweep.plans.types import PLANNED, PlannedTrial, TrialMeta, planned_entry
 from sweep.spec import SearchSpec, SweepSpec, TrialConfig, with_settings
 
@@ -42,6 +45,7 @@ class SearchTemplate:
     max_active_weights: int | None = None
     warm_starts: tuple[tuple[tuple[str, Any], ...], ...] = ()
     generation: int = 0  # the growth of the sweep whose trials this template makes
+    layers: LayerSpace | None = None  # a fixed model's dimensions (families other than mlp and cnn)
 
     def allocation(self, params: Mapping[str, Any]) -> tuple[list[int], list[float]]:
         """Hidden widths and per-layer densities from a set of search parameters."""
@@ -55,6 +59,10 @@ class SearchTemplate:
         return widths, densities
 
     def config(self, params: Mapping[str, Any]) -> TrialConfig:
+        """The trial a set of search parameters makes: its densities, mask uniform."""
+        if self.layers is not None:
+            settings = {"model.densities": self.layers.masked_densities(params), "model.mask": "uniform"}
+            return with_settings(self.base, settings)
         widths, densities = self.allocation(params)
         return with_settings(
             self.base,
@@ -67,6 +75,9 @@ class SearchTemplate:
         )
 
     def active_weights(self, params: Mapping[str, Any]) -> int:
+        """The active weights of the model a set of search parameters makes."""
+        if self.layers is not None:
+            return self.layers.active_weights(params)
         widths, densities = self.allocation(params)
         model = dataclasses.replace(self.base.model, widths=tuple(widths))
         return active_weights(densities, weight_shapes(model, self.input_shape, self.num_classes))
@@ -75,8 +86,11 @@ class SearchTemplate:
 def make_template(
     spec: SweepSpec, input_shape: Sequence[int], num_classes: int, generation: int = 0
 ) -> SearchTemplate:
+    """What the search's space needs; a model of another family than mlp and cnn is described here, on the
+    meta device (its groups checked)."""
     search = spec.search
     levels = tuple(sorted(set(search.density_levels)))
+    layers = None if spec.model.built_in else layer_space(spec, input_shape, num_classes)
     template = SearchTemplate(
         spec.trial,
         levels,
@@ -86,6 +100,7 @@ def make_template(
         num_classes,
         search.max_active_weights,
         generation=generation,
+        layers=layers,
     )
     points = warm_start_points(template, search.warm_start_density) if search.warm_start_density else []
     return dataclasses.replace(template, warm_starts=tuple(tuple(sorted(p.items())) for p in points))
@@ -93,15 +108,11 @@ def make_template(
 
 def define_space(trial: optuna.Trial, template: SearchTemplate) -> dict[str, Any]:
     """The define-by-run space: suggest the architecture, return the resolved trial as a constant."""
-    params: dict[str, Any] = {}
-    depth = len(template.base.model.widths)
-    if template.max_depth:
-        depth = params["depth"] = trial.suggest_int("depth", 1, template.max_depth)
-    if template.widths:
-        params["width"] = trial.suggest_categorical("width", list(template.widths))
-    for i in range(depth):
-        params[f"density_{i}"] = trial.suggest_categorical(f"density_{i}", list(template.levels))
-    params["density_out"] = trial.suggest_categorical("density_out", list(template.levels))
+    if template.layers is not None:
+        levels = list(template.levels)
+        params = {name: trial.suggest_categorical(name, levels) for name in template.layers.names}
+    else:
+        params = _suggest_architecture(trial, template)
     if template.max_active_weights:  # feasible when <= 0
         trial.set_constraint("active_weights", template.active_weights(params) - template.max_active_weights)
     role = "warm_start" if tuple(sorted(params.items())) in template.warm_starts else "search"
@@ -112,8 +123,26 @@ def define_space(trial: optuna.Trial, template: SearchTemplate) -> dict[str, Any
     return {PLANNED: planned_entry(PlannedTrial(config, meta))}
 
 
+def _suggest_architecture(trial: optuna.Trial, template: SearchTemplate) -> dict[str, Any]:
+    """An MLP's or CNN's depth and width where searched, and a density for each layer that exists."""
+    params: dict[str, Any] = {}
+    depth = len(template.base.model.widths)
+    if template.max_depth:
+        depth = params["depth"] = trial.suggest_int("depth", 1, template.max_depth)
+    if template.widths:
+        params["width"] = trial.suggest_categorical("width", list(template.widths))
+    for i in range(depth):
+        params[f"density_{i}"] = trial.suggest_categorical(f"density_{i}", list(template.levels))
+    params["density_out"] = trial.suggest_categorical("density_out", list(template.levels))
+    return params
+
+
 def warm_start_points(template: SearchTemplate, density: float) -> list[dict[str, Any]]:
-    """Uniform and ERK allocations at `density` on the template's own architecture, snapped to the levels."""
+    """Uniform and ERK allocations at `density` on the template's own architecture, snapped to the levels (a
+    fixed model: every dimension at `density`, snapped)."""
+    if template.layers is not None:
+        level = _snapped(template.levels, density)
+        return [{name: level for name in template.layers.names}]
     base = template.base.model
     depth = len(base.widths)
     shapes = weight_shapes(base, template.input_shape, template.num_classes)
@@ -126,11 +155,16 @@ def warm_start_points(template: SearchTemplate, density: float) -> list[dict[str
         fixed["width"] = min(template.widths, key=lambda w: abs(w - base.widths[0]))
     points = []
     for allocation in ([density] * (depth + 1), erk_densities(density, shapes)):
-        snapped = [min(template.levels, key=lambda level, d=d: abs(math.log(level / d))) for d in allocation]
+        snapped = [_snapped(template.levels, d) for d in allocation]
         point = {**fixed, **{f"density_{i}": snapped[i] for i in range(depth)}, "density_out": snapped[-1]}
         if point not in points:
             points.append(point)
     return points
+
+
+def _snapped(levels: Sequence[float], density: float) -> float:
+    """The level nearest to `density`, by ratio."""
+    return min(levels, key=lambda level: abs(math.log(level / density)))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ PLANNED = "sweep_trial"
 class TrialMeta:
     """Where a trial sits in its sweep: its kind and role, its partner, the growth of the sweep that first
     trained it (0: the first run), and, for a trial a longer run continues, the trial it continues (its key)
-    and the Tune experiments that may hold that trial's checkpoints."""
+    and the Tune experiments that may hold that trial's checkpoints. An SC-SDC pair's trials both carry
+    `capacity_mismatch`: (sparse active weights − dense weights) / dense weights."""
 
     kind: str = "single"
     role: str | None = None
@@ -28,6 +29,7 @@ class TrialMeta:
     generation: int = 0
     continues: str | None = None
     continues_in: tuple[str, ...] = ()
+    capacity_mismatch: float | None = None
 
 
 @dataclass(frozen=True)

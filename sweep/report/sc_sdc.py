@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -40,6 +42,8 @@ def sc_sdc_section(trials: pd.DataFrame, cells: list[str], out: Path) -> Section
         "`sc_sdc_by_width` repeats the tests for each width of the dense partner (that is, each capacity). "
         "The figure's lines are means over seeds and the bands span the lowest to the highest seed.",
     ]
+    if mismatch := _mismatch_line(pairs):
+        section.lines.append(mismatch)
     if grown:
         where = f", in {int((verdicts['added_later'].iloc[:-1] > 0).sum())} cells" if cells else ""
         section.lines.append(
@@ -67,10 +71,37 @@ def paired_accuracies(trials: pd.DataFrame, cells: Sequence[str]) -> pd.DataFram
     ].copy()
     frame["sparse_acc"] = sparse.loc[common, "test_acc"]
     frame["dense_acc"] = dense.loc[common, "test_acc"]
-    frame["dense_width"] = dense.loc[common, "widths"].map(lambda w: int(w[0]))
+    frame["dense_width"] = [_dense_width(row) for _, row in dense.loc[common].iterrows()]
+    if "capacity_mismatch" in sparse:
+        frame["capacity_mismatch"] = sparse.loc[common, "capacity_mismatch"]
     dense_grown = _grown(dense.loc[common]).reindex(frame.index)  # a dense reference may pair several
     frame["added_later"] = _grown(sparse.loc[common]).to_numpy() | dense_grown.to_numpy()
     return frame.reset_index()
+
+
+def _dense_width(row: pd.Series) -> int | None:
+    """The dense partner's width: its hidden width (mlp, cnn), else its `model.width_key` knob."""
+    widths = row.get("widths")
+    if isinstance(widths, list | tuple | np.ndarray) and len(widths):
+        return int(widths[0])
+    model = json.loads(row.get("config") or "{}").get("model") or {}
+    node = model
+    for name in (model.get("width_key") or "").split("."):
+        node = node.get(name) if isinstance(node, dict) else None
+    return node if isinstance(node, int) and not isinstance(node, bool) else None
+
+
+def _mismatch_line(pairs: pd.DataFrame) -> str | None:
+    """One line on the largest capacity mismatch of a pair (total matching), where any is not zero."""
+    mismatch = pairs["capacity_mismatch"].dropna() if "capacity_mismatch" in pairs else pd.Series(dtype=float)
+    if not mismatch.ne(0).any():
+        return None
+    worst, inexact = float(mismatch.loc[mismatch.abs().idxmax()]), int(mismatch.ne(0).sum())
+    return (
+        "Capacities match in total, to whole widths and whole active weights: the largest mismatch is "
+        f"{worst * 100:+.2g}% of the dense partner's weights (`trials.capacity_mismatch`, (sparse active "
+        f"− dense weights) / dense weights; {inexact} of {len(mismatch)} pairs are not exact)."
+    )
 
 
 def _grown(trials: pd.DataFrame) -> pd.Series:
@@ -122,9 +153,10 @@ def _plot_sc_sdc(points: pd.DataFrame, cells: Sequence[str], path: Path) -> None
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharey=True)
     colours = {"sparse": "tab:blue", "dense": "tab:orange"}
     for ax, (key, group) in zip(axes.flat, groups, strict=False):
-        for (role, depth), line in group.groupby(["role", "depth"]):
+        for (role, depth), line in group.groupby(["role", "depth"], dropna=False):
             line = line.sort_values("active_weights")
-            style = ["-", "--", ":", "-."][(int(depth) - 1) % 4]
+            known = not pd.isna(depth)  # a model of another family than mlp and cnn has no depth column
+            style = ["-", "--", ":", "-."][(int(depth) - 1) % 4] if known else "-"
             ax.plot(
                 line["active_weights"],
                 line["test_acc"],
@@ -132,7 +164,7 @@ def _plot_sc_sdc(points: pd.DataFrame, cells: Sequence[str], path: Path) -> None
                 marker="o",
                 ms=3,
                 color=colours[role],
-                label=f"{role}, depth {depth}",
+                label=f"{role}, depth {depth}" if known else role,
             )
             ax.fill_between(
                 line["active_weights"], line["acc_min"], line["acc_max"], color=colours[role], alpha=0.15

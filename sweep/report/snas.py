@@ -126,7 +126,9 @@ def _plot_snas(
         offset = (i - (len(best) - 1) / 2) * width
         label = f"trial {row['trial']}: {row[metric]:.3f}"
         bars_ax.bar(np.arange(len(row["densities"])) + offset, row["densities"], width=width, label=label)
-    bars_ax.set_xticks(range(depth), [*(f"hidden {i}" for i in range(depth - 1)), "output"])
+    own = "family" not in best or best["family"].isin(["mlp", "cnn"]).all()  # another family: layer numbers
+    names = [*(f"hidden {i}" for i in range(depth - 1)), "output"] if own else [str(i) for i in range(depth)]
+    bars_ax.set_xticks(range(depth), names)
     bars_ax.set(ylabel="density", title=f"per-layer densities of the top {len(best)}")
     bars_ax.legend(fontsize=7)
     progress_ax.plot(inside["trial"], inside[metric], "o", ms=4, color="tab:gray")

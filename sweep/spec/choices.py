@@ -1,5 +1,7 @@
 """The spec's vocabulary: the values each choice field allows, and the bounds of every integer setting."""
 
+from typing import Any
+
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "svhn", "synthetic", "image_folder")
 CHANNELS = ("grey", "rgb", "rgba")
 # The project's own MLP and CNN (`core/models.py`), its CIFAR Wide ResNet (`core/wrn.py`), and the user's
@@ -27,6 +29,10 @@ METHODS = ("random", "shuffle", *PRUNING_AT_INIT, "set", "rigl", "gmp", "imp")
 GLOBAL_SCOPE = ("shuffle", *PRUNING_AT_INIT, "gmp", "imp")
 MASKS_CHANGE = ("set", "rigl", "gmp", "imp")  # masks that change while the trial trains
 SCOPES = ("layer", "global")
+REGROWN = ("keep", "reset")  # set, rigl: a weight one update drops and regrows keeps its value, or restarts
+# Each method's own default, as its paper has it: pruning at init ranks all layers together; RigL keeps a
+# weight that one update drops and regrows (the reference code does).
+GLOBAL_BY_DEFAULT = ("snip", "grasp", "synflow")
 MATCHES = ("layer", "total")  # SC-SDC: a dense partner matches each layer's active weights, or the total
 # Every integer setting has an upper bound that the trainer and the int64 tables hold. Seeds stay below
 # 2**32, numpy's seed range, which Optuna's samplers use (torch's generators then take seed * 1_000_003 plus a
@@ -35,3 +41,8 @@ MATCHES = ("layer", "total")  # SC-SDC: a dense partner matches each layer's act
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 2**31 - 1
 MAX_WEIGHTS = 2**62
+
+
+def opt(**rules: Any) -> dict[str, Any]:
+    """A field's rules (`choices`, bounds, `nonempty`), as `sweep.spec.convert` reads them."""
+    return {"rules": rules}

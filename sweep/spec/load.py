@@ -186,11 +186,6 @@ def _check_sparsity(sparsity: SparsitySpec, model: ModelSpec) -> None:
             f"sparsity.scope: global does not apply to method {sparsity.method}, which keeps every layer's "
             f"count; it applies to {', '.join(GLOBAL_SCOPE)}"
         )
-    if sparsity.scope == "global" and model.dense_layers:
-        raise SpecError(
-            "sparsity.scope: global ranks every layer together, which would prune the layers "
-            "model.dense_layers keeps dense; use scope: layer"
-        )
     if sparsity.method in MASKS_CHANGE and model.backend == "sparse":
         raise SpecError(
             f"model.backend: sparse kernels keep a fixed mask, but method {sparsity.method} changes masks "

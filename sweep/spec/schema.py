@@ -29,51 +29,44 @@ from sweep.spec.choices import (
     MAX_COUNT,
     MAX_SEED,
     MAX_WEIGHTS,
-    METHODS,
     METRICS,
     OPTIMIZERS,
     PRECISIONS,
-    PRUNING_AT_INIT,
     SAMPLERS,
     SCHEDULERS,
     SCHEDULES,
-    SCOPES,
+    opt,
 )
 from sweep.spec.convert import config_to_dict, flatten
 from sweep.spec.factory_source import factory_source
-
-
-def _opt(**rules: Any) -> dict[str, Any]:
-    return {"rules": rules}
+from sweep.spec.sparsity import SparsitySpec
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    name: str = field(default="fashion_mnist", metadata=_opt(choices=DATASETS))
+    name: str = field(default="fashion_mnist", metadata=opt(choices=DATASETS))
     data_dir: str | None = None
     download: bool = False
-    val_fraction: float = field(default=0.1, metadata=_opt(ge=0.0, lt=1.0))
-    subset: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
-    test_subset: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
-    image_size: int | None = field(default=None, metadata=_opt(gt=0, le=4096))  # image_folder: resized to
-    channels: str | None = field(default=None, metadata=_opt(choices=CHANNELS))  # image_folder: rgb if unset
+    val_fraction: float = field(default=0.1, metadata=opt(ge=0.0, lt=1.0))
+    subset: int | None = field(default=None, metadata=opt(gt=0, le=MAX_COUNT))
+    test_subset: int | None = field(default=None, metadata=opt(gt=0, le=MAX_COUNT))
+    image_size: int | None = field(default=None, metadata=opt(gt=0, le=4096))  # image_folder: resized to
+    channels: str | None = field(default=None, metadata=opt(choices=CHANNELS))  # image_folder: rgb if unset
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    family: str = field(default="mlp", metadata=_opt(choices=FAMILIES))
-    widths: tuple[int, ...] = field(default=(300, 100), metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
-    activation: str = field(default="relu", metadata=_opt(choices=ACTIVATIONS))
+    family: str = field(default="mlp", metadata=opt(choices=FAMILIES))
+    widths: tuple[int, ...] = field(default=(300, 100), metadata=opt(gt=0, le=MAX_COUNT, nonempty=True))
+    activation: str = field(default="relu", metadata=opt(choices=ACTIVATIONS))
     batchnorm: bool = False
-    dropout: float = field(default=0.0, metadata=_opt(ge=0.0, lt=1.0))
+    dropout: float = field(default=0.0, metadata=opt(ge=0.0, lt=1.0))
     skip: bool = False
-    init: str = field(default="kaiming_uniform", metadata=_opt(choices=INITS))
-    init_widths: tuple[int, ...] | None = field(
-        default=None, metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True)
-    )
-    mask: str = field(default="uniform", metadata=_opt(choices=MASKS))
-    densities: float | tuple[float, ...] = field(default=0.1, metadata=_opt(gt=0.0, le=1.0, nonempty=True))
-    backend: str = field(default="auto", metadata=_opt(choices=BACKENDS))
+    init: str = field(default="kaiming_uniform", metadata=opt(choices=INITS))
+    init_widths: tuple[int, ...] | None = field(default=None, metadata=opt(gt=0, le=MAX_COUNT, nonempty=True))
+    mask: str = field(default="uniform", metadata=opt(choices=MASKS))
+    densities: float | tuple[float, ...] = field(default=0.1, metadata=opt(gt=0.0, le=1.0, nonempty=True))
+    backend: str = field(default="auto", metadata=opt(choices=BACKENDS))
     name: str | None = None  # torchvision, timm: the builder's name (resnet18, wide_resnet50_2, ...)
     factory: str | None = None  # factory: "package.module:function", called with input_shape and num_classes
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the builder (wrn: depth, widen_factor)
@@ -92,106 +85,78 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class SparsitySpec:
-    """The mask method and its settings (SPEC.md §9); each setting names the methods it applies to."""
-
-    method: str = field(default="random", metadata=_opt(choices=METHODS))
-    scope: str = field(default="layer", metadata=_opt(choices=SCOPES))  # global: one threshold, all layers
-    score_batch: int = field(default=128, metadata=_opt(gt=0, le=MAX_COUNT))  # snip: training samples scored
-    grasp_per_class: int = field(default=10, metadata=_opt(gt=0, le=MAX_COUNT))  # grasp: samples per class
-    grasp_temperature: float = field(default=200.0, metadata=_opt(gt=0.0))  # grasp: logits divided by it
-    synflow_rounds: int = field(
-        default=100, metadata=_opt(gt=0, le=MAX_COUNT)
-    )  # synflow: rounds from dense to the target
-    shuffle_of: str = field(default="snip", metadata=_opt(choices=PRUNING_AT_INIT))  # shuffle: whose counts
-    update_every: int = field(
-        default=100, metadata=_opt(gt=0, le=MAX_COUNT)
-    )  # set, rigl, gmp: steps between updates
-    drop_fraction: float = field(default=0.3, metadata=_opt(gt=0.0, lt=1.0))  # set, rigl: alpha
-    update_end: float = field(default=0.75, metadata=_opt(gt=0.0, le=1.0))  # set, rigl, gmp: last update
-    prune_start: float = field(default=0.1, metadata=_opt(ge=0.0, lt=1.0))  # gmp: first pruning step
-    prune_fraction: float = field(default=0.2, metadata=_opt(gt=0.0, lt=1.0))  # imp: pruned per level
-    levels: int | None = field(
-        default=None, metadata=_opt(gt=0, le=MAX_COUNT)
-    )  # imp: null = as prune_fraction needs
-    rewind_epoch: int = field(
-        default=0, metadata=_opt(ge=0, le=MAX_COUNT)
-    )  # imp: the epoch the weights rewind to
-
-
-@dataclass(frozen=True)
 class TrainSpec:
-    optimizer: str = field(default="sgd", metadata=_opt(choices=OPTIMIZERS))
-    lr: float = field(default=0.1, metadata=_opt(gt=0.0))
-    momentum: float = field(default=0.9, metadata=_opt(ge=0.0, lt=1.0))
+    optimizer: str = field(default="sgd", metadata=opt(choices=OPTIMIZERS))
+    lr: float = field(default=0.1, metadata=opt(gt=0.0))
+    momentum: float = field(default=0.9, metadata=opt(ge=0.0, lt=1.0))
     nesterov: bool = False
-    weight_decay: float = field(default=0.0, metadata=_opt(ge=0.0))
-    schedule: str = field(default="none", metadata=_opt(choices=SCHEDULES))
-    step_size: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
-    gamma: float = field(default=0.1, metadata=_opt(gt=0.0, le=1.0))
-    epochs: int = field(default=20, metadata=_opt(gt=0, le=MAX_COUNT))
-    batch_size: int = field(default=128, metadata=_opt(gt=0, le=MAX_COUNT))
-    augment: str = field(default="none", metadata=_opt(choices=AUGMENTS))
-    seed: int = field(default=0, metadata=_opt(ge=0, le=MAX_SEED))
-    device: str = field(default="auto", metadata=_opt(choices=DEVICES))
-    precision: str = field(default="fp32", metadata=_opt(choices=PRECISIONS))  # the forward pass's
+    weight_decay: float = field(default=0.0, metadata=opt(ge=0.0))
+    schedule: str = field(default="none", metadata=opt(choices=SCHEDULES))
+    step_size: int | None = field(default=None, metadata=opt(gt=0, le=MAX_COUNT))
+    gamma: float = field(default=0.1, metadata=opt(gt=0.0, le=1.0))
+    epochs: int = field(default=20, metadata=opt(gt=0, le=MAX_COUNT))
+    batch_size: int = field(default=128, metadata=opt(gt=0, le=MAX_COUNT))
+    augment: str = field(default="none", metadata=opt(choices=AUGMENTS))
+    seed: int = field(default=0, metadata=opt(ge=0, le=MAX_SEED))
+    device: str = field(default="auto", metadata=opt(choices=DEVICES))
+    precision: str = field(default="fp32", metadata=opt(choices=PRECISIONS))  # the forward pass's
     checkpoint_every: int = field(
-        default=1, metadata=_opt(ge=0, le=MAX_COUNT)
+        default=1, metadata=opt(ge=0, le=MAX_COUNT)
     )  # 0: no checkpoints; changes no result
 
 
 @dataclass(frozen=True)
 class EgfSpec:
-    samples: int = field(default=2048, metadata=_opt(gt=0, le=MAX_COUNT))
-    mode: str = field(default="eval", metadata=_opt(choices=("eval", "train")))
+    samples: int = field(default=2048, metadata=opt(gt=0, le=MAX_COUNT))
+    mode: str = field(default="eval", metadata=opt(choices=("eval", "train")))
 
 
 @dataclass(frozen=True)
 class SearchSpec:
-    num_samples: int = field(default=64, metadata=_opt(gt=0, le=MAX_COUNT))
-    sampler: str = field(default="tpe", metadata=_opt(choices=SAMPLERS))
+    num_samples: int = field(default=64, metadata=opt(gt=0, le=MAX_COUNT))
+    sampler: str = field(default="tpe", metadata=opt(choices=SAMPLERS))
     density_levels: tuple[float, ...] = field(
-        default=DEFAULT_LEVELS, metadata=_opt(gt=0.0, le=1.0, nonempty=True)
+        default=DEFAULT_LEVELS, metadata=opt(gt=0.0, le=1.0, nonempty=True)
     )
-    max_depth: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
-    widths: tuple[int, ...] | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
-    max_active_weights: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_WEIGHTS))
-    warm_start_density: float | None = field(default=0.1, metadata=_opt(gt=0.0, le=1.0))
-    metric: str = field(default="val_acc", metadata=_opt(choices=METRICS))
-    scheduler: str = field(default="none", metadata=_opt(choices=SCHEDULERS))
-    seed: int = field(default=0, metadata=_opt(ge=0, le=MAX_SEED))
+    max_depth: int | None = field(default=None, metadata=opt(gt=0, le=MAX_COUNT))
+    widths: tuple[int, ...] | None = field(default=None, metadata=opt(gt=0, le=MAX_COUNT, nonempty=True))
+    max_active_weights: int | None = field(default=None, metadata=opt(gt=0, le=MAX_WEIGHTS))
+    warm_start_density: float | None = field(default=0.1, metadata=opt(gt=0.0, le=1.0))
+    metric: str = field(default="val_acc", metadata=opt(choices=METRICS))
+    scheduler: str = field(default="none", metadata=opt(choices=SCHEDULERS))
+    seed: int = field(default=0, metadata=opt(ge=0, le=MAX_SEED))
     baselines: bool = False
-    baseline_seeds: tuple[int, ...] = field(default=(), metadata=_opt(ge=0, le=MAX_SEED))
+    baseline_seeds: tuple[int, ...] = field(default=(), metadata=opt(ge=0, le=MAX_SEED))
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # one density per group of modules
     warm_start_from: tuple[str, ...] = ()  # earlier sweeps in the same results whose trials seed the sampler
 
 
 @dataclass(frozen=True)
 class GridSpec:
-    sparse_width: int = field(default=1024, metadata=_opt(gt=0, le=MAX_COUNT))
+    sparse_width: int = field(default=1024, metadata=opt(gt=0, le=MAX_COUNT))
     ratios: tuple[float, ...] = field(
-        default=(0.1, 0.3, 0.5, 0.7, 0.9), metadata=_opt(gt=0.0, le=1.0, nonempty=True)
+        default=(0.1, 0.3, 0.5, 0.7, 0.9), metadata=opt(gt=0.0, le=1.0, nonempty=True)
     )
-    depths: tuple[int, ...] = field(default=(1, 2, 4), metadata=_opt(gt=0, le=MAX_COUNT, nonempty=True))
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_opt(ge=0, le=MAX_SEED, nonempty=True))
+    depths: tuple[int, ...] = field(default=(1, 2, 4), metadata=opt(gt=0, le=MAX_COUNT, nonempty=True))
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=opt(ge=0, le=MAX_SEED, nonempty=True))
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    match: str = field(default="layer", metadata=_opt(choices=MATCHES))
+    match: str = field(default="layer", metadata=opt(choices=MATCHES))
     dense_reference: bool = False  # kind grid: each sparse trial's dense net of the same capacity too
 
 
 @dataclass(frozen=True)
 class ResourcesSpec:
-    cpu: float = field(default=1.0, metadata=_opt(gt=0.0))
-    gpu: float = field(default=0.0, metadata=_opt(ge=0.0))
-    wait_s: float = field(default=600.0, metadata=_opt(gt=0.0))  # for a node that has them, on a cluster
+    cpu: float = field(default=1.0, metadata=opt(gt=0.0))
+    gpu: float = field(default=0.0, metadata=opt(ge=0.0))
+    wait_s: float = field(default=600.0, metadata=opt(gt=0.0))  # for a node that has them, on a cluster
 
 
 @dataclass(frozen=True)
 class RaySpec:
     address: str | None = None
-    max_concurrent_trials: int | None = field(default=None, metadata=_opt(gt=0, le=MAX_COUNT))
+    max_concurrent_trials: int | None = field(default=None, metadata=opt(gt=0, le=MAX_COUNT))
     storage: str | None = None
-    max_failures: int = field(default=2, metadata=_opt(ge=0, le=MAX_COUNT))
+    max_failures: int = field(default=2, metadata=opt(ge=0, le=MAX_COUNT))
 
 
 @dataclass(frozen=True)
@@ -211,8 +176,8 @@ class TrialConfig:
         Settings that do not change the numbers (where the data lives) are left out, and a new
         setting with a default renames nothing.
         """
-        flat = flatten(config_to_dict(self))
-        defaults = flatten(config_to_dict(TrialConfig()))
+        flat = {**flatten(config_to_dict(self)), **self.sparsity.effective()}
+        defaults = {**flatten(config_to_dict(TrialConfig())), **KEY_BASELINE}
         changed = {k: v for k, v in flat.items() if k not in KEYLESS and v != defaults.get(k)}
         if self.model.factory:  # the factory's code: an edited factory is another model
             changed["model.factory_source"] = factory_source(self.model.factory)
@@ -220,6 +185,9 @@ class TrialConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# What rows recorded before a setting had a per-method default meant: a trial key names a method's effective
+# setting whenever it differs from these, so a changed default never lets an old result stand for the new one.
+KEY_BASELINE = {"sparsity.scope": "layer", "sparsity.regrown": "reset"}
 GRID_OWNED = frozenset({"model.widths", "model.densities", "model.mask", "model.init_widths", "train.seed"})
 SC_SDC_ONLY = ("sparse_width", "ratios", "depths")  # grid keys of kind sc_sdc; kind grid takes axes
 KEYLESS = frozenset({"dataset.data_dir", "dataset.download", "train.checkpoint_every"})
@@ -228,8 +196,8 @@ TRIAL_SECTIONS = ("dataset", "model", "train", "egf", "sparsity")
 
 @dataclass(frozen=True)
 class SweepSpec:
-    name: str = field(metadata=_opt(nonempty=True))
-    kind: str = field(default="single", metadata=_opt(choices=KINDS))
+    name: str = field(metadata=opt(nonempty=True))
+    kind: str = field(default="single", metadata=opt(choices=KINDS))
     dataset: DatasetSpec = DatasetSpec()
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()

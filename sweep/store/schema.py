@@ -10,7 +10,7 @@ import pyarrow as pa
 
 # 2 adds trials.node_id, attempts, method, scope, method_settings; epochs.level; layers.mask_changed.
 # 3 adds trials.generation and superseded (sweeps that grow).
-# 4 adds trials.model_name and model_kwargs, layers.module (models of any family).
+# 4 adds trials.model_name and model_kwargs, layers.module (models of any family), capacity_mismatch (SC-SDC).
 SCHEMA_VERSION = "4"
 _f64, _i64, _str, _bool = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 _time = pa.timestamp("us", tz="UTC")
@@ -26,6 +26,7 @@ TRIALS = pa.schema(
         ("error", _str),
         ("role", _str),
         ("pair_id", _str),
+        ("capacity_mismatch", _f64),
         ("dataset", _str),
         ("subset", _i64),
         ("test_subset", _i64),

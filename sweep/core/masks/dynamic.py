@@ -3,8 +3,9 @@
 Every `update_every` steps until `update_end` of training, each layer drops the fraction
 α_t = α/2 · (1 + cos(π t / T_end)) of its active weights with the smallest |θ| and regrows as many at inactive
 positions: SET at random from the trial's seed, RigL where the dense gradient |∂L/∂θ| of the current batch is
-largest. Regrown weights start at zero with no optimizer state, and every layer's active count stays the same,
-so a same-capacity comparison still holds.
+largest. Newly grown weights start at zero with no optimizer state, and every layer's active count stays the
+same, so a same-capacity comparison still holds. A weight that one update drops and regrows keeps its value
+and state (`regrown: keep`, RigL's default, as its reference code does) or restarts at zero (`reset`, SET's).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class DynamicSparse(MaskSchedule):
 
     def __init__(self, spec: SparsitySpec, regrow: str, total_steps: int, seed: int) -> None:
         self.regrow, self.every, self.alpha = regrow, spec.update_every, spec.drop_fraction
+        self.reset_regrown = spec.effective_regrown == "reset"
         self.end = max(1, int(spec.update_end * total_steps))
         self.next_step = self.every if self.every < self.end else -1
         self.generator = torch.Generator().manual_seed(seed * 1_000_003 + _STREAM)
@@ -58,7 +60,8 @@ class DynamicSparse(MaskSchedule):
             scores = torch.rand(weight.shape, generator=self.generator).to(weight.device)
         scores = torch.where(kept, torch.tensor(-math.inf, device=weight.device), scores)
         grown = top_k_mask(scores, count, self.generator).bool().to(weight.device)
-        set_mask(layer, kept.float(), self.training.optimizer)  # a weight dropped and regrown restarts too
+        if self.reset_regrown:  # a weight dropped and regrown restarts at zero too
+            set_mask(layer, kept.float(), self.training.optimizer)
         set_mask(layer, (kept | grown).float(), self.training.optimizer)
 
     def state_dict(self) -> dict[str, Any]:

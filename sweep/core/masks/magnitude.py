@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from sweep.core.masks.schedule import MaskSchedule, Training, set_mask
-from sweep.core.masks.selection import keep_top
+from sweep.core.masks.selection import fixed_layers, keep_top, pinned
 from sweep.spec import SparsitySpec
 
 _STREAM = 6
@@ -30,7 +30,7 @@ class _MagnitudePruning(MaskSchedule):
     changes_masks = True
 
     def __init__(self, spec: SparsitySpec, counts: Sequence[int], sizes: Sequence[int], seed: int) -> None:
-        self.scope, self.targets, self.sizes = spec.scope, list(counts), list(sizes)
+        self.scope, self.targets, self.sizes = spec.effective_scope, list(counts), list(sizes)
         self.generator = torch.Generator().manual_seed(seed * 1_000_003 + _STREAM)
 
     def counts_at(self, share: float, geometric: bool) -> list[int]:
@@ -53,6 +53,7 @@ class _MagnitudePruning(MaskSchedule):
         """Keep the largest |θ| among each layer's active weights (or all layers' with one threshold)."""
         layers = self.training.model.weight_layers
         scores = [torch.where(layer.mask.bool(), layer.weight.detach().abs(), -1.0) for layer in layers]
+        scores = pinned(scores, fixed_layers(self.training.model))
         for layer, mask in zip(layers, keep_top(scores, counts, self.scope, self.generator), strict=True):
             set_mask(layer, mask, self.training.optimizer)
 

@@ -27,7 +27,7 @@ from sweep.core.masks.magnitude import GradualMagnitude, IterativeMagnitude, imp
 from sweep.core.masks.pruning_at_init import grasp_scores, snip_scores, synflow_masks
 from sweep.core.masks.random import random_mask
 from sweep.core.masks.schedule import MaskSchedule
-from sweep.core.masks.selection import keep_top
+from sweep.core.masks.selection import fixed_layers, keep_top, pinned
 from sweep.core.models import SparseNet, build_model, model_densities, weight_shapes
 from sweep.spec import MASKS_CHANGE, ModelSpec, TrialConfig
 
@@ -72,10 +72,9 @@ def initial_masks(
     dense = build_model(dense_spec, splits.input_shape, splits.num_classes, seed, device.type, everything)
     dense = dense.to(device)
     scorer = sparsity.shuffle_of if sparsity.method == "shuffle" else sparsity.method
+    scope = sparsity.effective_scope
     if scorer == "synflow":
-        masks = synflow_masks(
-            dense, splits.input_shape, counts, sparsity.scope, sparsity.synflow_rounds, generator
-        )
+        masks = synflow_masks(dense, splits.input_shape, counts, scope, sparsity.synflow_rounds, generator)
     else:
         if scorer == "snip":
             x, y = scoring_batch(splits.train, sparsity.score_batch, generator)
@@ -83,7 +82,7 @@ def initial_masks(
         else:
             x, y = per_class_batch(splits.train, sparsity.grasp_per_class, splits.num_classes, generator)
             scores = grasp_scores(dense, x, y, sparsity.grasp_temperature)
-        masks = keep_top(scores, counts, sparsity.scope, generator)
+        masks = keep_top(pinned(scores, fixed_layers(dense)), counts, scope, generator)
     if sparsity.method == "shuffle":  # the method's counts per layer, each layer's weights placed at random
         return [random_mask(tuple(m.shape), int(m.sum()), generator) for m in masks]
     return masks

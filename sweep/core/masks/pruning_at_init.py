@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweep.core.masks.selection import keep_top
+from sweep.core.masks.selection import fixed_layers, keep_top, pinned
 
 
 def snip_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
@@ -54,6 +54,7 @@ def synflow_masks(
 ) -> list[torch.Tensor]:
     """The masks SynFlow's `rounds` rounds reach at `counts` (per layer, or their total if global)."""
     net = copy.deepcopy(model).double().eval()
+    fixed = fixed_layers(net)
     kernels = [layer.kernel for layer in net.weight_layers]
     with torch.no_grad():
         for parameter in net.parameters():
@@ -67,7 +68,7 @@ def synflow_masks(
             for kernel, magnitude, mask in zip(kernels, magnitudes, masks, strict=True):
                 kernel.copy_(magnitude * mask)
         grads = torch.autograd.grad(net(ones).sum(), kernels)
-        scores = [(g * w).abs().detach() for g, w in zip(grads, kernels, strict=True)]
+        scores = pinned([(g * w).abs().detach() for g, w in zip(grads, kernels, strict=True)], fixed)
         share = k / rounds
         if scope == "layer":
             now = [round(size * (count / size) ** share) for size, count in zip(sizes, counts, strict=True)]

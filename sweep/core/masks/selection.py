@@ -18,6 +18,17 @@ def top_k_mask(scores: torch.Tensor, count: int, generator: torch.Generator) -> 
     return mask.view(scores.shape)
 
 
+def fixed_layers(model: torch.nn.Module) -> list[bool]:
+    """Which weight layers no mask method changes (those `model.dense_layers` keeps dense)."""
+    return [bool(getattr(layer, "fixed", False)) for layer in model.weight_layers]
+
+
+def pinned(scores: Sequence[torch.Tensor], fixed: Sequence[bool]) -> list[torch.Tensor]:
+    """`scores` with every weight of a fixed layer ranked first: kept whatever the scope (its count is its
+    size, and a global threshold keeps them before any other)."""
+    return [torch.full_like(s, torch.inf) if f else s for s, f in zip(scores, fixed, strict=True)]
+
+
 def keep_top(
     scores: Sequence[torch.Tensor], counts: Sequence[int], scope: str, generator: torch.Generator
 ) -> list[torch.Tensor]:
