@@ -9,7 +9,9 @@ seed) and the test set from those tensors. The files are read in `readers` (the 
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +26,7 @@ from sweep.core.readers import (
     read_synthetic,
     read_torchvision,
 )
+from sweep.core.streaming import StreamedSplit, budget_bytes, streamed
 from sweep.errors import DataError
 from sweep.spec import DatasetSpec
 
@@ -81,25 +84,53 @@ class ArrayDataset:
 
 @dataclass(frozen=True)
 class Split:
+    """Normalised images and labels on the device (a `StreamedSplit` answers the same questions)."""
+
     x: torch.Tensor
     y: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.y)
 
+    @property
+    def device(self) -> torch.device:
+        return self.y.device
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index], self.y[index]
+
+    def chunks(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self), size):
+            yield self.x[start : start + size], self.y[start : start + size]
+
+    def batches(self, order: torch.Tensor, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches in `order`, gathered into two buffers allocated once (the last batch is a view)."""
+        rows = min(size, len(self))
+        batch_x = torch.empty((rows, *self.x.shape[1:]), dtype=self.x.dtype, device=self.device)
+        batch_y = torch.empty(rows, dtype=self.y.dtype, device=self.device)
+        for start in range(0, len(order), size):
+            index = order[start : start + size]
+            x = torch.index_select(self.x, 0, index, out=batch_x[: len(index)])
+            yield x, torch.index_select(self.y, 0, index, out=batch_y[: len(index)])
+
 
 @dataclass(frozen=True)
 class Splits:
-    """Normalised float tensors on one device. `val` is empty when `val_fraction` is 0."""
+    """Normalised float tensors on one device, or streamed to it (larger than the memory budget). `val` is
+    empty when `val_fraction` is 0."""
 
-    train: Split
-    val: Split
-    test: Split
+    train: Split | StreamedSplit
+    val: Split | StreamedSplit
+    test: Split | StreamedSplit
     num_classes: int
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.x.shape[1:])
+        return tuple(self.train.input_shape)
 
 
 def load_arrays(spec: DatasetSpec) -> ArrayDataset:
@@ -160,15 +191,14 @@ def to_device(data: ArrayDataset, device: torch.device | str = "cpu") -> DeviceD
 def make_splits(
     data: ArrayDataset | DeviceDataset, spec: DatasetSpec, seed: int, device: torch.device | str = "cpu"
 ) -> Splits:
-    """Subset (the first N samples), validation split drawn from the seed, and the test set."""
-    if isinstance(data, ArrayDataset):
+    """Subset (the first N samples), validation split drawn from the seed, and the test set; streamed to the
+    device (`sweep.core.streaming`) when the arrays' float tensors would exceed the memory budget."""
+    if isinstance(data, ArrayDataset) and fits(data):
         data = to_device(data, device)
+    elif isinstance(data, ArrayDataset):
+        return _streamed_splits(data, spec, seed, torch.device(device))
     device = data.train.x.device
-    n_train = min(spec.subset or len(data.train), len(data.train))
-    n_test = min(spec.test_subset or len(data.test), len(data.test))
-    n_val = round(spec.val_fraction * n_train)
-    if n_train - n_val < 1:
-        raise DataError(f"dataset.val_fraction: {spec.val_fraction} leaves no training samples of {n_train}")
+    n_train, n_test, n_val = _sizes(spec, len(data.train), len(data.test))
     order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed)).to(device)
 
     def pick(index: torch.Tensor) -> Split:
@@ -180,3 +210,38 @@ def make_splits(
         test=Split(data.test.x[:n_test], data.test.y[:n_test]),
         num_classes=data.num_classes,
     )
+
+
+def fits(data: ArrayDataset) -> bool:
+    """Whether the data set's normalised float32 tensors fit the memory budget."""
+    samples = len(data.train_y) + len(data.test_y)
+    return samples * math.prod(data.input_shape) * 4 <= budget_bytes()
+
+
+def _streamed_splits(data: ArrayDataset, spec: DatasetSpec, seed: int, device: torch.device) -> Splits:
+    """The same subset, validation draw and test set as in memory, each a `StreamedSplit`."""
+    n_train, n_test, n_val = _sizes(spec, len(data.train_y), len(data.test_y))
+    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))
+    with warnings.catch_warnings():  # read-only arrays (Ray's object store) are copied where indexed
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        train_x, train_y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
+        test_x, test_y = torch.from_numpy(data.test_x[:n_test]), torch.from_numpy(data.test_y[:n_test])
+
+    def pick(index: torch.Tensor) -> StreamedSplit:
+        return streamed(train_x[index], train_y[index].long(), data.mean, data.std, device)
+
+    return Splits(
+        train=pick(order[n_val:]),
+        val=pick(order[:n_val]),
+        test=streamed(test_x.clone(), test_y.long(), data.mean, data.std, device),
+        num_classes=data.num_classes,
+    )
+
+
+def _sizes(spec: DatasetSpec, train: int, test: int) -> tuple[int, int, int]:
+    """The training subset, the test subset and the validation share of the training subset."""
+    n_train, n_test = min(spec.subset or train, train), min(spec.test_subset or test, test)
+    n_val = round(spec.val_fraction * n_train)
+    if n_train - n_val < 1:
+        raise DataError(f"dataset.val_fraction: {spec.val_fraction} leaves no training samples of {n_train}")
+    return n_train, n_test, n_val

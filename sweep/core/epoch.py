@@ -10,6 +10,7 @@ from sweep.core.data import Split
 from sweep.core.layers import MaskEnforcer
 from sweep.core.masks.schedule import MaskSchedule
 from sweep.core.precision import autocast, loss_scaler
+from sweep.core.streaming import StreamedSplit
 from sweep.spec import TrainSpec
 
 # Forward-only chunk size for evaluation and the gradient-flow probe: small chunks stay in the CPU's
@@ -19,7 +20,7 @@ EVAL_BATCH = {"cpu": 256, "cuda": 4096}
 
 def train_epoch(
     model: nn.Module,
-    data: Split,
+    data: Split | StreamedSplit,
     optimizer: torch.optim.Optimizer,
     enforcer: MaskEnforcer,
     tcfg: TrainSpec,
@@ -37,18 +38,14 @@ def train_epoch(
     """
     masks = masks or MaskSchedule()
     model.train()
-    n, batch, device = len(data), tcfg.batch_size, data.x.device
+    n, batch, device = len(data), tcfg.batch_size, data.device
     generator = torch.Generator().manual_seed(tcfg.seed * 100_003 + epoch)
     order = torch.randperm(n, generator=generator).to(device)
-    batch_x = torch.empty((min(batch, n), *data.x.shape[1:]), dtype=data.x.dtype, device=device)
-    batch_y = torch.empty(min(batch, n), dtype=data.y.dtype, device=device)
     predictions = torch.empty(n, dtype=torch.long, device=device)
     losses = []
     scaler = loss_scaler(tcfg.precision, device)
-    for step, start in enumerate(range(0, n, batch), start=first_step):
-        index = order[start : start + batch]
-        x = torch.index_select(data.x, 0, index, out=batch_x[: len(index)])
-        y = torch.index_select(data.y, 0, index, out=batch_y[: len(index)])
+    for step, (x, y) in enumerate(data.batches(order, batch), start=first_step):
+        start = (step - first_step) * batch
         if tcfg.augment == "flip_crop":
             x = flip_crop(x, generator)
         with autocast(tcfg.precision, device):
@@ -73,17 +70,15 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Split) -> tuple[float | None, float | None]:
+def evaluate(model: nn.Module, data: Split | StreamedSplit) -> tuple[float | None, float | None]:
     """Mean cross-entropy and accuracy in eval mode; (None, None) for an empty split."""
     if len(data) == 0:
         return None, None
     model.eval()
-    loss = torch.zeros((), device=data.x.device)
-    correct = torch.zeros((), dtype=torch.long, device=data.x.device)
-    chunk = EVAL_BATCH[data.x.device.type]
-    for start in range(0, len(data), chunk):
-        out = model(data.x[start : start + chunk])
-        y = data.y[start : start + chunk]
+    loss = torch.zeros((), device=data.device)
+    correct = torch.zeros((), dtype=torch.long, device=data.device)
+    for x, y in data.chunks(EVAL_BATCH[data.device.type]):
+        out = model(x)
         loss += F.cross_entropy(out, y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
     return loss.item() / len(data), correct.item() / len(data)

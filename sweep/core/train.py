@@ -114,7 +114,7 @@ def train_trial(
     )
     model, masks = methods.start(config, splits, device, resume["masks"] if resume else None)
     training = Training(model, tcfg, masks)
-    probe = Split(splits.train.x[: config.egf.samples], splits.train.y[: config.egf.samples])
+    probe = Split(*splits.train.take(torch.arange(min(config.egf.samples, len(splits.train)))))
     epochs = masks.total_epochs(tcfg.epochs)
     steps_per_epoch = math.ceil(len(splits.train) / tcfg.batch_size)
     changes = MaskChanges(model.weight_layers) if masks.changes_masks else None

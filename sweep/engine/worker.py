@@ -23,7 +23,7 @@ import torch
 from ray import tune
 
 from sweep.core.checkpoint import load_state, save_state
-from sweep.core.data import ArrayDataset, DeviceDataset, to_device
+from sweep.core.data import ArrayDataset, DeviceDataset, fits, to_device
 from sweep.core.facts import TrialFacts, resolve_device
 from sweep.core.numerics import flush_subnormals
 from sweep.core.train import EpochReport, train_trial
@@ -56,8 +56,9 @@ def run_planned_trial(config: dict, data: Mapping[str, ArrayDataset], threads: i
         return
     reporter = _Reporter(trial, state, continued)
     key = dataset_key(trial.dataset)
-    data_on_device = on_device(key, data[key], resolve_device(trial.train.device))
-    train_trial(trial, data=data_on_device, on_epoch=reporter.on_epoch, resume=state)
+    arrays = data[key]  # larger than the memory budget: the trainer streams it (`sweep.core.streaming`)
+    held = on_device(key, arrays, resolve_device(trial.train.device)) if fits(arrays) else arrays
+    train_trial(trial, data=held, on_epoch=reporter.on_epoch, resume=state)
 
 
 class _Reporter:

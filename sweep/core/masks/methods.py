@@ -116,15 +116,14 @@ def make_schedule(
 
 def scoring_batch(data: Split, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """`size` training samples drawn from the trial's seed."""
-    index = torch.randperm(len(data), generator=generator)[:size].to(data.x.device)
-    return data.x[index], data.y[index]
+    return data.take(torch.randperm(len(data), generator=generator)[:size].to(data.device))
 
 
 def per_class_batch(
     data: Split, per_class: int, classes: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`per_class` training samples of every class, drawn from the trial's seed."""
-    order = torch.randperm(len(data), generator=generator).to(data.x.device)
+    order = torch.randperm(len(data), generator=generator).to(data.device)
     labels = data.y[order]
     index = torch.cat([order[labels == c][:per_class] for c in range(classes)])
-    return data.x[index], data.y[index]
+    return data.take(index)
