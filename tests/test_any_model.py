@@ -11,12 +11,12 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from sweep.core.data import ArrayDataset
+from sweep.core.data import load_arrays
 from sweep.core.gradflow import measure_flow
 from sweep.core.masked_model import mask_in_place
 from sweep.core.models import build_model
 from sweep.core.train import train_trial
-from sweep.spec import METHODS, parse_trial
+from sweep.spec import METHODS, DatasetSpec, parse_trial
 
 from .conftest import factory_module, refused_dry_run, write_spec
 
@@ -24,18 +24,21 @@ INPUT = (3, 16, 16)
 
 
 @pytest.fixture(scope="module")
-def colour():
-    """A small 3-channel data set of 10 classes whose images carry their class (so training has a signal)."""
-    rng = np.random.default_rng(0)
+def colour(tmp_path_factory):
+    """A folder of PNG images, 10 classes whose images carry their class (so training has a signal), read as
+    `dataset.name: image_folder` reads it."""
+    from PIL import Image
 
-    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = np.arange(n) % 10
-        x = rng.integers(0, 120, size=(n, *INPUT), dtype=np.uint8)
-        x[np.arange(n), y % 3, :, y] = 250
-        return x, y.astype(np.int64)
-
-    (train_x, train_y), (test_x, test_y) = images(64), images(32)
-    return ArrayDataset("colour", train_x, train_y, test_x, test_y, 10, (0.3,) * 3, (0.25,) * 3)
+    root, rng = tmp_path_factory.mktemp("images"), np.random.default_rng(0)
+    for part, count in (("train", 64), ("test", 32)):
+        for i in range(count):
+            label = i % 10
+            pixels = rng.integers(0, 120, size=(20, 20, 3), dtype=np.uint8)  # resized to 16×16 on reading
+            pixels[:, 2 * label : 2 * label + 2, label % 3] = 250
+            folder = root / part / f"class-{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    return load_arrays(DatasetSpec(name="image_folder", data_dir=str(root), image_size=16))
 
 
 def zeros_hold(model: nn.Module) -> bool:
@@ -44,7 +47,7 @@ def zeros_hold(model: nn.Module) -> bool:
 
 
 def config(model: dict, method: str, **train):
-    sparsity = {"method": method, "update_every": 2, "synflow_rounds": 4, "score_batch": 16}
+    sparsity = {"method": method, "update_every": 2, "synflow_rounds": 2, "score_batch": 16}
     sparsity |= {"grasp_per_class": 2} if method == "grasp" else {}
     sparsity |= {"levels": 1} if method == "imp" else {}
     return parse_trial(
@@ -70,9 +73,13 @@ WRN = {"family": "wrn", "kwargs": {"depth": 10, "widen_factor": 1}, "dense_layer
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("model", [RESNET, WRN], ids=["resnet18", "wrn-10-1"])
-def test_every_method_trains_the_model_masked_and_keeps_masked_weights_zero(colour, model, method):
-    outcome = train_trial(config(model, method), data=colour)
+@pytest.mark.parametrize(
+    ("model", "precision"),
+    [(RESNET, "fp32"), (WRN, "fp32"), (WRN, "bf16")],
+    ids=["resnet18", "wrn-10-1", "wrn-10-1-bf16"],
+)
+def test_every_method_trains_the_model_masked_and_keeps_masked_weights_zero(colour, model, precision, method):
+    outcome = train_trial(config(model, method, precision=precision), data=colour)
     assert outcome.status == "done", outcome.error
     net = outcome.model
     for layer in net.weight_layers:
@@ -148,10 +155,22 @@ def test_a_timm_model_trains_masked(colour):
     assert zeros_hold(outcome.model)
 
 
-def test_bf16_keeps_masked_weights_zero(colour):
-    outcome = train_trial(config(WRN, "rigl", precision="bf16"), data=colour)
+def test_a_resnet_in_bf16_keeps_masked_weights_zero(colour):
+    outcome = train_trial(config(RESNET, "rigl", precision="bf16"), data=colour)
     assert outcome.status == "done", outcome.error
     assert zeros_hold(outcome.model)
+
+
+def test_fp16_on_a_cpu_is_one_line(cli, tmp_path):
+    spec = write_spec(
+        tmp_path / "s.yaml",
+        "name: half\nkind: single\ndataset: {name: synthetic, subset: 64}\nmodel: {widths: [8]}\n"
+        "train: {epochs: 1, device: cpu, precision: fp16}\negf: {samples: 16}\n",
+    )
+    result = cli("train", str(spec), "--results", str(tmp_path / "r"))
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    (line,) = result.err.strip().splitlines()
+    assert "train.precision: fp16 needs a CUDA device, this trial runs on cpu; use bf16" in line
 
 
 FACTORY = """
