@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+import yaml
 from torch import nn
 
 from sweep.core.data import load_arrays
@@ -228,6 +229,15 @@ BAD = [
         "model.factory: cannot import 'not_there.models' (ModuleNotFound",
     ),
     ({"factory": "my_models:missing"}, "model.factory: module 'my_models' has no function 'missing'"),
+    (
+        {"family": "torchvision", "name": "resnet18", "densities": {"layer9.*": 0.1, "*": 0.2}},
+        "model.densities: 'layer9.*' matches no masked module; they are: conv1, layer1.0.conv1,",
+    ),
+    (
+        {"family": "torchvision", "name": "resnet18", "densities": {"layer1.*": 0.1}},
+        "model.densities: no pattern gives module 'conv1' a density (add '*' for the rest)",
+    ),
+    ({"family": "mlp", "densities": {"*": 0.1}}, "model.densities: a mapping of module patterns applies to"),
     ({"family": "wrn", "widths": [10]}, "model.widths: applies to the families mlp and cnn"),
     ({"family": "mlp", "name": "resnet18"}, "model.name: family mlp is the project's own"),
 ]
@@ -235,17 +245,28 @@ BAD = [
 
 @pytest.mark.parametrize(("model", "message"), BAD, ids=[m for _, m in BAD])
 def test_a_model_mistake_is_one_line_before_anything_runs(cli, factory_dir, model, message):
-    grey = model.get("dense_layers") is None and model.get("kwargs") is None  # 1 channel into resnet18
-    data = "fashion_mnist" if model.get("name") == "resnet18" and grey else "cifar10"
+    data = "fashion_mnist" if "[1, 28, 28]" in message else "cifar10"  # grey images where the case needs them
     spec = {"name": "bad", "kind": "single", "dataset": {"name": data}, "model": model}
-    path = write_spec(factory_dir / "bad.yaml", __import__("yaml").safe_dump(spec))
+    path = write_spec(factory_dir / "bad.yaml", yaml.safe_dump(spec))
     assert message in refused_dry_run(cli, path, factory_dir / "r")
+
+
+def test_densities_by_module_pattern_the_longest_match_wins(cli, tmp_path):
+    densities = {"*": 0.2, "layer4.*": 0.05, "fc": 1.0}  # the order does not matter
+    model = {"family": "torchvision", "name": "resnet18", "densities": densities}
+    spec = {"name": "by-name", "kind": "single", "dataset": {"name": "cifar10"}, "model": model}
+    path = write_spec(tmp_path / "s.yaml", yaml.safe_dump(spec))
+    result = cli("run", str(path), "--dry-run", "--results", str(tmp_path / "r"))
+    assert result.code == 0, result.err
+    rows = {line.split()[0]: line.split()[3] for line in result.out.splitlines() if line.startswith("    ")}
+    assert rows["layer4.1.conv2"] == "0.0500" and rows["fc"] == "1.0000"
+    assert rows["layer1.0.conv1"] == "0.2000", result.out
 
 
 def test_a_dry_run_shows_the_models_layers_and_the_datas_shape(cli, tmp_path):
     model = {"family": "torchvision", "name": "resnet18", "densities": 0.1, "dense_layers": ["conv1", "fc"]}
     spec = {"name": "dry", "kind": "single", "dataset": {"name": "cifar10"}, "model": model}
-    path = write_spec(tmp_path / "dry.yaml", __import__("yaml").safe_dump(spec))
+    path = write_spec(tmp_path / "dry.yaml", yaml.safe_dump(spec))
     result = cli("run", str(path), "--dry-run", "--results", str(tmp_path / "r"))
     assert result.code == 0, result.err
     lines = result.out.splitlines()

@@ -12,7 +12,7 @@ in the gradient-flow mean as layers of density 1, and no mask method changes the
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -84,9 +84,24 @@ def dense_by_pattern(names: Sequence[str], patterns: Sequence[str]) -> list[bool
     """Which of `names` the glob `patterns` keep dense; a pattern that matches no name is a mistake."""
     for pattern in patterns:
         if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
-            shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
-            raise ValueError(f"{pattern!r} matches no maskable module; they are: {shown}")
+            raise ValueError(f"{pattern!r} matches no maskable module; they are: {_shown(names)}")
     return [any(fnmatch.fnmatchcase(name, p) for p in patterns) for name in names]
+
+
+def densities_by_pattern(names: Sequence[str], patterns: Mapping[str, float]) -> list[float]:
+    """Each name's density: that of the longest pattern it matches (the most specific: `layer4.*` before
+    `*`), whatever the mapping's order. A pattern that matches no name, or a name no pattern matches, is a
+    mistake."""
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            raise ValueError(f"{pattern!r} matches no masked module; they are: {_shown(names)}")
+    densities = []
+    for name in names:
+        matching = [p for p in patterns if fnmatch.fnmatchcase(name, p)]
+        if not matching:
+            raise ValueError(f"no pattern gives module {name!r} a density (add '*' for the rest)")
+        densities.append(patterns[max(matching, key=lambda p: (len(p), p))])
+    return densities
 
 
 def mask_in_place(
@@ -112,3 +127,7 @@ def masked_class(cls: type) -> type:
         kind = "linear" if issubclass(cls, nn.Linear) else "conv"
         _MASKED_CLASSES[cls] = type(f"Masked{cls.__name__}", (_MaskedKernel, cls), {"kind": kind})
     return _MASKED_CLASSES[cls]
+
+
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")

@@ -16,7 +16,7 @@ from torch import nn
 
 from sweep.core import masks, zoo
 from sweep.core.layers import MaskedConv2d, MaskedLinear, choose_backend, init_layer_, to_sparse
-from sweep.core.masked_model import MaskedModel, WeightLayers, mask_in_place
+from sweep.core.masked_model import MaskedModel, WeightLayers, densities_by_pattern, mask_in_place
 from sweep.errors import SpecError
 from sweep.spec import ModelSpec
 
@@ -69,7 +69,16 @@ def model_densities(spec: ModelSpec, input_shape: Sequence[int], num_classes: in
             f"model.densities: {len(spec.densities)} densities for the {len(free)} masked layers "
             f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}); give {len(free)} or one number"
         )
-    chosen = iter(masks.layer_densities(spec.mask, spec.densities, free))
+    if isinstance(spec.densities, dict):
+        names = zoo.layer_names(spec, input_shape, num_classes)
+        free_names = [name for name, dense in zip(names, fixed, strict=True) if not dense]
+        try:
+            by_name = densities_by_pattern(free_names, spec.densities)
+        except ValueError as exc:
+            raise SpecError(f"model.densities: {exc}") from None
+        chosen = iter(masks.layer_densities(spec.mask, by_name, free))
+    else:
+        chosen = iter(masks.layer_densities(spec.mask, spec.densities, free))
     densities = [1.0 if dense else next(chosen) for dense in fixed]
     masks.check_counts(densities, shapes)
     return densities

@@ -73,8 +73,17 @@ def _convert(value: Any, hint: Any, path: str, rules: Mapping[str, Any]) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise SpecError(f"{path}: expected a mapping, got {_show(value)}")
-        if typing.get_args(hint)[1] is Any:  # settings passed on as they are (a builder's kwargs)
+        item_hint = typing.get_args(hint)[1]
+        if item_hint is Any:  # settings passed on as they are (a builder's kwargs)
             return {str(key): plain(item) for key, item in value.items()}
+        if typing.get_origin(item_hint) is not tuple:  # one value per name, each checked by the rules
+            if rules.get("nonempty") and not value:
+                raise SpecError(f"{path}: expected a non-empty mapping")
+            named = {str(key): (item, f"{path}.{key}") for key, item in value.items()}
+            return {
+                key: _check_scalar(_coerce_scalar(item, item_hint, where), where, rules)
+                for key, (item, where) in named.items()
+            }
         out = {}
         for key, items in value.items():
             if not isinstance(items, list | tuple):

@@ -60,6 +60,11 @@ def check_model(model: ModelSpec, path: str) -> None:
 
 
 def _check_built_in(model: ModelSpec, path: str) -> None:
+    if isinstance(model.densities, dict):
+        raise SpecError(
+            f"{path}.densities: a mapping of module patterns applies to the families wrn, torchvision, timm "
+            f"and factory; family {model.family} takes one number or one per layer"
+        )
     layers = model.num_weight_layers
     if isinstance(model.densities, tuple) and len(model.densities) != layers:
         raise SpecError(
@@ -75,8 +80,8 @@ def _check_built_in(model: ModelSpec, path: str) -> None:
 
 
 def check_erk(model: ModelSpec, path: str) -> None:
-    if model.mask == "erk" and isinstance(model.densities, tuple):
-        raise SpecError(f"{path}.densities: mask erk takes one overall density, got a list")
+    if model.mask == "erk" and not isinstance(model.densities, float):
+        raise SpecError(f"{path}.densities: mask erk takes one overall density, got {model.densities!r}")
 
 
 def check_family_kind(kind: str, model: ModelSpec, grid: GridSpec | None) -> None:

@@ -65,7 +65,9 @@ class ModelSpec:
     init: str = field(default="kaiming_uniform", metadata=opt(choices=INITS))
     init_widths: tuple[int, ...] | None = field(default=None, metadata=opt(gt=0, le=MAX_COUNT, nonempty=True))
     mask: str = field(default="uniform", metadata=opt(choices=MASKS))
-    densities: float | tuple[float, ...] = field(default=0.1, metadata=opt(gt=0.0, le=1.0, nonempty=True))
+    densities: float | tuple[float, ...] | dict[str, float] = field(
+        default=0.1, metadata=opt(gt=0.0, le=1.0, nonempty=True)
+    )  # one, one per layer, or by module-name pattern (other families)
     backend: str = field(default="auto", metadata=opt(choices=BACKENDS))
     name: str | None = None  # torchvision, timm: the builder's name (resnet18, wide_resnet50_2, ...)
     factory: str | None = None  # factory: "package.module:function", called with input_shape and num_classes
