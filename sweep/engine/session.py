@@ -121,9 +121,11 @@ def trial_slots(spec: SweepSpec) -> int:
 def quiet_tune() -> Iterator[None]:
     """Tune's own logging off: trial errors land in the tables and in our progress lines. Also Optuna's
     warning when a trial that continues from its checkpoint reports again the epochs after that checkpoint:
-    the study keeps the first report of each step, and the values are the same. Ray's storage layer logs a
-    traceback for each request a results store away fails; the sweep's own line says what happened."""
-    loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train._internal.storage")]
+    the study keeps the first report of each step, and the values are the same. Ray's storage layer and its
+    syncer log a traceback for each request a results store away fails; the sweep's own line says what
+    happened."""
+    names = ("ray.tune", "ray.train._internal.storage", "ray.train._internal.syncer")
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)

@@ -71,7 +71,8 @@ def paired_accuracies(trials: pd.DataFrame, cells: Sequence[str]) -> pd.DataFram
     ].copy()
     frame["sparse_acc"] = sparse.loc[common, "test_acc"]
     frame["dense_acc"] = dense.loc[common, "test_acc"]
-    frame["dense_width"] = [_dense_width(row) for _, row in dense.loc[common].iterrows()]
+    widths = {pair: _dense_width(row) for pair, row in dense.loc[common].iterrows()}  # one dense, many pairs
+    frame["dense_width"] = frame.index.map(widths)
     if "capacity_mismatch" in sparse:
         frame["capacity_mismatch"] = sparse.loc[common, "capacity_mismatch"]
     dense_grown = _grown(dense.loc[common]).reindex(frame.index)  # a dense reference may pair several
