@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sweep.cli import commands
+from sweep.cli.export import add_export
 
 DEFAULT_RESULTS = "results"
 
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql")
     results_arg(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    add_export(command, results_arg)
 
     p = command("compact", commands.compact, "Rewrite sweeps' per-trial files into a few large ones.")
     p.add_argument("name", nargs="?", help="a sweep's name (default: every sweep under the results)")
