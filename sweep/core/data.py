@@ -26,7 +26,7 @@ from sweep.core.readers import (
     read_synthetic,
     read_torchvision,
 )
-from sweep.core.streaming import StreamedSplit, budget_bytes, streamed
+from sweep.core.streaming import StreamedSplit, budget_bytes, normaliser, streamed
 from sweep.errors import DataError
 from sweep.spec import DatasetSpec
 
@@ -173,15 +173,14 @@ class DeviceDataset:
 
 def to_device(data: ArrayDataset, device: torch.device | str = "cpu") -> DeviceDataset:
     """Normalise per channel, (x/255 - mean) / std, in one conversion and two in-place passes."""
-    scale = torch.tensor([1 / (255 * s) for s in data.std], device=device).view(1, -1, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(data.mean, data.std, strict=True)], device=device)
+    scale, shift = normaliser(data.mean, data.std, device)
 
     def tensors(x: np.ndarray, y: np.ndarray) -> Split:
         with warnings.catch_warnings():  # read-only arrays (Ray's object store) are copied right here
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             images = torch.from_numpy(x).to(device=device, dtype=torch.float32)
             labels = torch.from_numpy(y).to(device=device, dtype=torch.long)
-        return Split(images.mul_(scale).add_(shift.view(1, -1, 1, 1)), labels)
+        return Split(images.mul_(scale).add_(shift), labels)
 
     return DeviceDataset(
         tensors(data.train_x, data.train_y), tensors(data.test_x, data.test_y), data.num_classes

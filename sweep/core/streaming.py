@@ -92,15 +92,25 @@ class StreamedSplit:
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
         )
-        for images, rows in zip(loader, sampler, strict=True):
-            yield self._normalised(images), self.y[torch.as_tensor(rows, device=self.device)]
+        order = order.to(self.device)
+        for start, images in zip(range(0, len(order), size), loader, strict=True):
+            yield self._normalised(images), self.y[order[start : start + size]]
 
 
 def streamed(
     x: torch.Tensor, y: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
 ) -> StreamedSplit:
     """uint8 images `x` (host memory) and labels `y` as a split that streams to `device`."""
-    scale = torch.tensor([1 / (255 * s) for s in std], device=device).view(1, -1, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)], device=device).view(1, -1, 1, 1)
+    scale, shift = normaliser(mean, std, device)
     images = x.pin_memory() if device.type == "cuda" else x
     return StreamedSplit(images, y.to(device), scale, shift)
+
+
+def normaliser(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift), each 1×C×1×1 on `device`: uint8 pixels x become (x/255 - mean) / std as
+    x·scale + shift, the same two in-place passes whether a data set is held whole or streamed."""
+    scale = torch.tensor([1 / (255 * s) for s in std], device=device).view(1, -1, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)], device=device).view(1, -1, 1, 1)
+    return scale, shift

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from sweep.core.masks.schedule import MaskSchedule, set_mask
-from sweep.core.masks.selection import top_k_mask
+from sweep.core.masks.selection import fixed_layers, top_k_mask
 from sweep.spec import SparsitySpec
 
 _STREAM = 5
@@ -39,8 +39,9 @@ class DynamicSparse(MaskSchedule):
 
     def update(self, step: int) -> None:
         fraction = self.drop_fraction(step)
-        for layer in self.training.model.weight_layers:
-            if not getattr(layer, "fixed", False):  # a layer `model.dense_layers` keeps dense
+        model = self.training.model
+        for layer, fixed in zip(model.weight_layers, fixed_layers(model), strict=True):
+            if not fixed:  # a layer `model.dense_layers` keeps dense
                 self.update_layer(layer, fraction)
         following = step + self.every
         self.next_step = following if following < self.end else -1
