@@ -71,6 +71,25 @@ def pytest_sessionfinish(session, exitstatus):
         sys.modules["ray"].shutdown()
 
 
+TWO_TRIALS_EPOCHS, TWO_TRIALS_METHODS = 2, ("random", "snip")
+
+
+@pytest.fixture(scope="session")
+def two_trials(tmp_path_factory) -> Path:
+    """The results folder of a sweep `tb` of two trials, trained by `sweep train` (no Ray): one per sparsity
+    method, two epochs each. The tracker exports read it."""
+    folder = tmp_path_factory.mktemp("two-trials")
+    spec = write_spec(
+        folder / "tb.yaml",
+        "name: tb\ndataset: {name: synthetic, subset: 300}\n"
+        f"train: {{epochs: {TWO_TRIALS_EPOCHS}, batch_size: 64}}\negf: {{samples: 64}}\n",
+    )
+    for seed, method in enumerate(TWO_TRIALS_METHODS):
+        overrides = ("--set", f"sparsity.method={method}", "--set", f"train.seed={seed}")
+        assert main(["train", str(spec), *overrides, "--results", str(folder / "r")]) == 0
+    return folder / "r"
+
+
 @pytest.fixture(scope="session")
 def synthetic():
     return load_arrays(DatasetSpec(name="synthetic"))

@@ -55,8 +55,8 @@ def wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 2
     raise AssertionError("timed out")
 
 
-def with_trials_done(spec: Path, results: Path, name: str, trials: int) -> subprocess.Popen:
-    """`sweep run SPEC` once `trials` of its trials are done."""
-    proc = start("run", spec, "--results", results)
+def with_trials_done(spec: Path, results: Path, name: str, trials: int, *options: object) -> subprocess.Popen:
+    """`sweep run SPEC [OPTIONS...]` once `trials` of its trials are done."""
+    proc = start("run", spec, "--results", results, *options)
     wait_for(lambda: len(done_rows(results, name)) >= trials, proc)
     return proc

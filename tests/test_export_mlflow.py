@@ -4,15 +4,10 @@ API and the default SQLite store read back with an `MlflowClient`; once per tria
 from __future__ import annotations
 
 import copy
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +19,7 @@ from sweep.trackers.mlflow_export import default_uri, export_mlflow
 from sweep.trackers.runs import EPOCH_METRICS, FINAL_METRICS, LAYER_METRICS, TrialRun, sweep_runs
 
 from .conftest import write_spec
+from .mlflow_servers import QUIET_MLFLOW, free_port, history, server_runs, start_server, stop_group
 
 SWEEP = "tracked"
 GRID = f"""
@@ -35,7 +31,6 @@ train: {{epochs: 2, batch_size: 64}}
 egf: {{samples: 64}}
 grid: {{seeds: [0, 1], axes: {{sparsity.method: [random, snip]}}}}
 """
-QUIET_MLFLOW = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 @pytest.fixture(autouse=True)
@@ -60,73 +55,15 @@ def swept(tmp_path_factory, shared_ray) -> tuple[Path, list[TrialRun]]:
 def mlflow_server(tmp_path_factory) -> Iterator[str]:
     """A real MLflow tracking server on 127.0.0.1 with a SQLite store, stopped by its process group."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    url = f"http://127.0.0.1:{(port := _free_port())}"
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--backend-store-uri", f"sqlite:///{folder}/m.db", "--workers", "1"]
-    command += ["--default-artifact-root", str(folder / "art")]
-    settings = {"env": {**os.environ, **QUIET_MLFLOW}, "start_new_session": True, "stderr": subprocess.STDOUT}
-    with open(folder / "server.log", "wb") as log:
-        server = subprocess.Popen(command, stdout=log, **settings)
+    server, url = start_server(folder, free_port())
     try:
-        deadline = time.monotonic() + 120
-        while not _healthy(url):
-            assert server.poll() is None, (folder / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "mlflow server did not start in 120 s"
-            time.sleep(0.5)
         yield url
     finally:
-        _stop_group(server)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
-def _stop_group(server: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(server.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            server.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _rest(url: str, path: str, body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(f"{url}/api/2.0/mlflow/{path}", data=data, headers=headers)
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.load(answer)
+        stop_group(server)
 
 
 def _server_runs(url: str) -> tuple[dict, list[dict]]:
-    """The sweep's parent run and its child runs, as the REST API gives them."""
-    experiment = _rest(url, f"experiments/get-by-name?experiment_name={SWEEP}")["experiment"]
-    found = _rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 1000})
-    runs = found["runs"]
-    for run in runs:
-        run["tags"] = {tag["key"]: tag["value"] for tag in run["data"].get("tags", [])}
-        run["params"] = {param["key"]: param["value"] for param in run["data"].get("params", [])}
-    (parent,) = [run for run in runs if run["tags"].get("sparse_sweep.sweep_run") == "true"]
-    return parent, [run for run in runs if run is not parent]
-
-
-def _history(url: str, run_id: str, key: str) -> list[tuple[int, float]]:
-    answer = _rest(url, f"metrics/get-history?run_id={run_id}&metric_key={urllib.parse.quote(key)}")
-    return sorted((metric["step"], metric["value"]) for metric in answer.get("metrics", []))
+    return server_runs(url, SWEEP)
 
 
 @pytest.mark.slow
@@ -156,12 +93,12 @@ def test_a_sweep_is_one_parent_and_one_run_per_trial_on_a_server_and_again_adds_
         assert child["tags"]["sparse_sweep.method"] == child["params"]["sparsity.method"]
         assert child["info"]["status"] == "FINISHED" and child["tags"]["sparse_sweep.last_step"] == "2"
         expected = [(step, pytest.approx(trial.steps[step]["test_acc"])) for step in (0, 1, 2)]
-        assert _history(mlflow_server, run_id, "test_acc") == expected
+        assert history(mlflow_server, run_id, "test_acc") == expected
         layer = next(key for key in trial.steps[2] if key.startswith("layer/") and key.endswith("/density"))
-        assert [step for step, _ in _history(mlflow_server, run_id, layer)] == [0, 1, 2]
-        final = _history(mlflow_server, run_id, "final/test_acc")
+        assert [step for step, _ in history(mlflow_server, run_id, layer)] == [0, 1, 2]
+        final = history(mlflow_server, run_id, "final/test_acc")
         assert final == [(2, pytest.approx(trial.final["test_acc"]))]
-        lengths[run_id] = {key: len(_history(mlflow_server, run_id, key)) for key in ("test_acc", layer)}
+        lengths[run_id] = {key: len(history(mlflow_server, run_id, key)) for key in ("test_acc", layer)}
 
     lines: list[str] = []
     export_mlflow(runs, SWEEP, mlflow_server, lines.append)
@@ -169,7 +106,7 @@ def test_a_sweep_is_one_parent_and_one_run_per_trial_on_a_server_and_again_adds_
     again_parent, again = _server_runs(mlflow_server)
     assert again_parent["info"]["run_id"] == parent["info"]["run_id"] and len(again) == 4
     for run_id, counts in lengths.items():
-        assert {key: len(_history(mlflow_server, run_id, key)) for key in counts} == counts
+        assert {key: len(history(mlflow_server, run_id, key)) for key in counts} == counts
 
 
 @pytest.mark.slow
@@ -217,7 +154,7 @@ def _export(runs: list[TrialRun], uri: str) -> str:
 def test_a_server_that_is_away_is_one_line_at_once_without_its_credentials(tmp_path):
     retries, started = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES"), time.monotonic()
     with pytest.raises(UserError) as away:
-        export_mlflow(_synthetic(1), SWEEP, f"http://alice:s3cret@127.0.0.1:{_free_port()}", print)
+        export_mlflow(_synthetic(1), SWEEP, f"http://alice:s3cret@127.0.0.1:{free_port()}", print)
     assert time.monotonic() - started < 20
     (line,) = str(away.value).splitlines()
     assert "not reachable (connection refused" in line and "s3cret" not in line and "***@127.0.0.1" in line

@@ -18,25 +18,14 @@ from sweep.store import ResultsStore
 from sweep.trackers.runs import sweep_runs
 from sweep.trackers.tensorboard_export import MARKER, default_logdir, export_tensorboard
 
-from .conftest import write_spec
+from .conftest import TWO_TRIALS_EPOCHS, TWO_TRIALS_METHODS
 
-EPOCHS = 2
-METHODS = ("random", "snip")
+EPOCHS, METHODS = TWO_TRIALS_EPOCHS, TWO_TRIALS_METHODS
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    """A sweep `tb` of two trials, trained by `sweep train` (no Ray): one per sparsity method."""
-    folder = tmp_path_factory.mktemp("tensorboard")
-    spec = write_spec(
-        folder / "tb.yaml",
-        "name: tb\ndataset: {name: synthetic, subset: 300}\n"
-        f"train: {{epochs: {EPOCHS}, batch_size: 64}}\negf: {{samples: 64}}\n",
-    )
-    for seed, method in enumerate(METHODS):
-        overrides = ("--set", f"sparsity.method={method}", "--set", f"train.seed={seed}")
-        assert main(["train", str(spec), *overrides, "--results", str(folder / "r")]) == 0
-    return folder / "r"
+@pytest.fixture
+def results(two_trials) -> Path:
+    return two_trials
 
 
 def read_run(folder: Path) -> EventAccumulator:

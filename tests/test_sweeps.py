@@ -235,14 +235,18 @@ def test_shipped_sweep_specs_expand(tmp_path):
 
 def test_ctrl_c_then_resume(tmp_path):
     """Ctrl-C (SIGINT to the driver's process group, as a terminal sends it): the sweep stops with its
-    state saved and says how to go on; `sweep resume` finishes it."""
+    state saved and says how to go on; `sweep resume` finishes it. Tracked live in MLflow (`--track`, kept
+    in the sweep's spec for the resume), each trial is one run that logs each epoch once."""
+    from mlflow.tracking import MlflowClient
+
     spec = write_spec(tmp_path / "g.yaml", GRID.replace("epochs: 2", "epochs: 30"))
-    results = tmp_path / "r"
-    proc = drivers.with_trials_done(spec, results, "grid-test", 1)
+    results, tracking = tmp_path / "r", f"sqlite:///{tmp_path / 'live.db'}"
+    proc = drivers.with_trials_done(spec, results, "grid-test", 1, "--track", f"mlflow={tracking}")
     os.killpg(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=180)
     assert proc.returncode == 130, output
     assert "sweep grid-test was interrupted; continue it with 'sweep resume grid-test" in output
+    assert f"tracking sweep grid-test live in MLflow at {tracking}" in output
     assert ResultsStore(results).sweep_state("grid-test")["stage"] == "main"
     again = drivers.sweep("run", spec, "--results", results)
     assert again.returncode == 2
@@ -251,11 +255,26 @@ def test_ctrl_c_then_resume(tmp_path):
     resumed = drivers.sweep("resume", "grid-test", "--results", results)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "Failed to fetch metrics" not in resumed.stderr  # Tune's restore noise stays quiet
+    assert "tracking sweep grid-test live in MLflow" in resumed.stdout and "tracking:" not in resumed.stdout
     trials = rows(results, "grid-test")
     assert sorted(t["trial_key"] for t in trials) == sorted(
         p.config.key for p in sc_sdc_trials(load_spec(spec))
     )
     assert all(t["status"] == "done" for t in trials)
+
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("grid-test").experiment_id
+    runs = client.search_runs([experiment], "tags.`sparse_sweep.trial_key` != ''", max_results=1000)
+    assert sorted(run.data.tags["sparse_sweep.trial_key"] for run in runs) == sorted(
+        t["trial_key"] for t in trials
+    )
+    epochs = ResultsStore(results).rows("epochs", "grid-test")
+    for run in runs:
+        key = run.data.tags["sparse_sweep.trial_key"]
+        logged = [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")]
+        assert (
+            sorted(logged) == sorted(e["epoch"] for e in epochs if e["trial_key"] == key) == list(range(31))
+        )
 
 
 @pytest.mark.parametrize("sampler", ["random", "tpe", "nsga2"])

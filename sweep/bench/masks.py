@@ -40,9 +40,14 @@ def rigl_cost(splits: Splits, settings: Settings) -> Result:
     )
 
 
+QUICK_SYNFLOW_ROUNDS = 10  # quick mode: a tenth of SynFlow's rounds (its cost is linear in them)
+
+
 def scoring_cost(method: str, splits: Splits, settings: Settings) -> Result:
-    """Choosing the masks with `method` on the dense initial net, against one training epoch."""
-    config = TrialConfig(model=REFERENCE, train=TCFG, sparsity=SparsitySpec(method=method))
+    """Choosing the masks with `method` on the dense initial net, against one training epoch (in quick mode
+    SynFlow runs a tenth of its rounds: the figure then shows that it runs, not what it costs)."""
+    rounds = {"synflow_rounds": QUICK_SYNFLOW_ROUNDS} if settings.quick and method == "synflow" else {}
+    config = TrialConfig(model=REFERENCE, train=TCFG, sparsity=SparsitySpec(method=method, **rounds))
     static = Trainer(REFERENCE, splits, settings, TCFG)
     shapes = weight_shapes(REFERENCE, splits.input_shape, splits.num_classes)
     counts = [round(0.1 * math.prod(shape)) for shape in shapes]
@@ -51,7 +56,7 @@ def scoring_cost(method: str, splits: Splits, settings: Settings) -> Result:
         methods.initial_masks(config, REFERENCE, splits, settings.device, counts)
 
     times_a, times_b = alternate(score, lambda: static.epoch(splits.train), settings, _repeats(settings))
-    return paired(times_a, times_b, f"{method} scoring s", "training epoch s")
+    return paired(times_a, times_b, f"{method} scoring s", "training epoch s", dict(rounds))
 
 
 def _repeats(settings: Settings) -> int:

@@ -11,6 +11,7 @@ and reports the ratio of each pair as min / median / max, plus the absolute time
 - subnormal_cost = forward and backward passes of the reference MLP with 5% of its weights subnormal,
                    computed as they are / flushed to zero as the trainer does (`sweep.core.numerics`);
 - sweep_overhead = `sweep run` wall on an embedded Ray / (the same trials' serial time / parallel workers);
+- tracking_overhead = that sweep's wall with its runs sent to MLflow live / without (`sweep.bench.tracking`);
 - peak_fraction  = the trainer's FLOP/s on the reference MLP (784-300-100-10, batch 128, all weights counted)
                    / this machine's dense matmul FLOP/s at the same dtype;
 - sparse_speedup = masked-backend epoch / `backend: auto` epoch for the SC-SDC MLP of ratio 0.1 (width 3076,
@@ -32,6 +33,7 @@ from sweep.bench.models import model_bytes, resnet_masking
 from sweep.bench.sparse import calibrate, sparse_speed
 from sweep.bench.subnormal import subnormal_cost
 from sweep.bench.sweep import sweep_cost
+from sweep.bench.tracking import tracking_cost
 from sweep.bench.trainer import data_path, egf_cost, masking, peak
 from sweep.core.data import load_arrays, make_splits
 from sweep.core.layers import calibration_path
@@ -67,6 +69,7 @@ def run_bench(
         "sparse_speedup": lambda: sparse_speed(splits, settings),
         "subnormal_cost": lambda: subnormal_cost(splits, settings),
         "sweep_overhead": lambda: sweep_cost(settings),
+        "tracking_overhead": lambda: tracking_cost(settings),
         "resnet_masking": lambda: resnet_masking(settings),
         "model_bytes": lambda: model_bytes(settings),
     }

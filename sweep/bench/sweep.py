@@ -12,7 +12,27 @@ from sweep.bench.harness import Result, Settings, alternate
 from sweep.core.data import load_arrays
 from sweep.core.train import train_trial
 from sweep.plans.sc_sdc import sc_sdc_trials
-from sweep.spec import parse_spec
+from sweep.spec import SweepSpec, parse_spec
+
+
+def bench_spec(settings: Settings, seeds: int = 4) -> SweepSpec:
+    """The fixed workload: SC-SDC pairs of width 300 (2 ratios, depth 1) on Fashion-MNIST, `seeds` seeds of
+    4 epochs on all of it; quick: one seed, one epoch on 3,000 samples."""
+    return parse_spec(
+        {
+            "name": "bench-sweep",
+            "kind": "sc_sdc",
+            "dataset": {"name": "fashion_mnist", "subset": 3000 if settings.quick else None},
+            "train": {"optimizer": "momentum", "lr": 0.05, "epochs": 1 if settings.quick else 4},
+            "grid": {
+                "sparse_width": 300,
+                "ratios": [0.25, 0.5],
+                "depths": [1],
+                "seeds": list(range(1 if settings.quick else seeds)),
+            },
+            "resources": {"cpu": 1},
+        }
+    )
 
 
 def sweep_cost(settings: Settings) -> Result:
@@ -24,22 +44,8 @@ def sweep_cost(settings: Settings) -> Result:
     """
     from sweep.engine.tuner import run_sweep  # loads Ray: only when this comparison runs
 
-    epochs = 1 if settings.quick else 4
-    spec = parse_spec(
-        {
-            "name": "bench-sweep",
-            "kind": "sc_sdc",
-            "dataset": {"name": "fashion_mnist", "subset": 3000 if settings.quick else None},
-            "train": {"optimizer": "momentum", "lr": 0.05, "epochs": epochs},
-            "grid": {
-                "sparse_width": 300,
-                "ratios": [0.25, 0.5],
-                "depths": [1],
-                "seeds": [0] if settings.quick else [0, 1, 2, 3],
-            },
-            "resources": {"cpu": 1},
-        }
-    )
+    spec = bench_spec(settings)
+    epochs = spec.train.epochs
     planned = sc_sdc_trials(spec)
     workers = max(1, min(len(planned), (os.cpu_count() or 1) // int(spec.resources.cpu)))
     threads = torch.get_num_threads()

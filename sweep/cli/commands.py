@@ -73,16 +73,21 @@ SUMMARY_COLUMNS = (
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = _spec_from_args(args)
+    from sweep.cli.tracking import with_track_option
+
+    spec = with_track_option(_spec_from_args(args), args.track)
     if args.dry_run:
         from sweep.engine.forecast import forecast, forecast_lines
 
         print("\n".join(forecast_lines(spec, args.results, forecast(spec, args.results, args.address))))
         return 0
     _loopback_env(args.address or spec.ray.address)
+    from sweep.cli.tracking import live_tracker
     from sweep.engine.tuner import run_sweep
+    from sweep.engine.watchers import watching
 
-    return _finish(run_sweep(spec, args.results, args.address, compaction=not args.no_compact))
+    with watching(spec.name, live_tracker(spec, args.results)):
+        return _finish(run_sweep(spec, args.results, args.address, compaction=not args.no_compact))
 
 
 def _loopback_env(address: str | None) -> None:
@@ -120,9 +125,12 @@ def _spec_from_args(args: argparse.Namespace) -> SweepSpec:
 def resume(args: argparse.Namespace) -> int:
     _check_name(args.name)
     _loopback_env(args.address)
+    from sweep.cli.tracking import resumed_tracker
     from sweep.engine.tuner import resume_sweep
+    from sweep.engine.watchers import watching
 
-    result = resume_sweep(args.name, args.results, args.address, compaction=not args.no_compact)
+    with watching(args.name, resumed_tracker(args.name, args.results, args.track)):
+        result = resume_sweep(args.name, args.results, args.address, compaction=not args.no_compact)
     return _finish(result)
 
 
@@ -153,69 +161,6 @@ def _finish(result: SweepResult) -> int:
     return 1 if result.trials and len(failed) == len(result.trials) else 0
 
 
-def report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from sweep.report import write_report
-    from sweep.store import ResultsStore
-
-    _check_name(args.name)
-    store = ResultsStore(args.results)
-    local = "://" not in args.results
-    out = Path(args.out) if args.out else (Path(args.results) if local else Path(".")) / "reports" / args.name
-    path = write_report(store, args.name, out)
-    print(f"report of {args.name}: {shlex.quote(str(path))}")
-    return 0
-
-
-def status(args: argparse.Namespace) -> int:
-    from sweep.store import ResultsStore
-    from sweep.store.summary import history_lines, leaderboard, status_data, status_table, sweep_metric
-
-    if args.name:
-        _check_name(args.name)
-    store = ResultsStore(args.results)
-    rows, states = status_data(store, args.name)
-    if not rows:
-        _existing_store(args.results)  # says why there is nothing
-    if args.name and not rows.get(args.name) and args.name not in states:
-        known = ", ".join(store.sweeps()) or "none"
-        raise UserError(f"no sweep named {args.name!r} in {args.results} (sweeps there: {known})")
-    print_frame(status_table(rows, states), "table")
-    if args.name:
-        spec = states.get(args.name, {}).get("spec", {})
-        kind = spec.get("kind") or (rows[args.name][0]["kind"] if rows[args.name] else "single")
-        metric = sweep_metric(spec, kind)
-        print(f"\nbest trials (by {metric}):")
-        print_frame(leaderboard(rows[args.name], metric, top=5), "table")
-        history = history_lines(states.get(args.name, {}))
-        if history:
-            print("\nruns (0: the first; each growth after it):")
-            print("\n".join(history))
-    return 0
-
-
-def bench(args: argparse.Namespace) -> int:
-    from sweep.bench import GOALS, run_bench, write_json
-
-    unknown = sorted(set(args.only or ()) - set(GOALS))
-    if unknown:
-        raise UserError(f"--only {', '.join(unknown)}: unknown; choose from {', '.join(GOALS)}")
-    print("ratio                min / median / max (each A and B measured side by side, alternating)")
-    record = run_bench(args.device, args.quick, only=args.only)
-    if args.out:
-        write_json(record, args.out)
-        print(f"written to {shlex.quote(args.out)}")
-    return 0
-
-
-def query(args: argparse.Namespace) -> int:
-    from sweep.store import query
-
-    print_frame(query(_existing_store(args.results), args.sql), args.format)
-    return 0
-
-
 def _check_name(name: str) -> None:
     """A sweep name on the command line is a name, never a path into or out of the results folder."""
     from sweep.spec import check_sweep_name
@@ -233,23 +178,3 @@ def _existing_store(results: str) -> ResultsStore:
             f"--results {results}: {missing or 'no results there yet'} (run 'sweep train' or 'sweep run')"
         )
     return store
-
-
-def compact(args: argparse.Namespace) -> int:
-    from sweep.engine.lease import driver_lease
-    from sweep.store.compaction import compact, compaction_line
-    from sweep.store.repair import repair, repair_line
-
-    store = _existing_store(args.results)
-    names = [args.name] if args.name else store.sweeps()
-    if args.name and args.name not in store.sweeps():
-        known = ", ".join(store.sweeps()) or "none"
-        raise UserError(f"no sweep named {args.name!r} in {args.results} (sweeps there: {known})")
-    for name in names:
-        with driver_lease(store, name, "compact"):  # no driver writes while its files are swapped
-            if args.repair:
-                print(repair_line(name, repair(store, name)))
-                continue
-            store.check_readable(name)
-            print(compaction_line(name, compact(store, name)))
-    return 0

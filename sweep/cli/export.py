@@ -1,11 +1,11 @@
-"""`sweep export NAME --to mlflow|tensorboard`: a sweep's trials, from its tables, as runs of a tracker."""
+"""`sweep export NAME --to mlflow|tensorboard|wandb`: a sweep's trials, from its tables, as tracker runs."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 
-TRACKERS = ("mlflow", "tensorboard")
+TRACKERS = ("mlflow", "tensorboard", "wandb")
 
 
 def export(args: argparse.Namespace) -> int:
@@ -14,7 +14,7 @@ def export(args: argparse.Namespace) -> int:
 
     _check_name(args.name)
     store = _existing_store(args.results)
-    print(export_sweep(store, args.name, args.to, args.uri))
+    print(export_sweep(store, args.name, args.to, args.uri, args.online))
     return 0
 
 
@@ -26,6 +26,11 @@ def add_export(command: Callable, results_arg: Callable) -> None:
     p.add_argument(
         "--uri",
         help="mlflow: a tracking URI or server (default: sqlite mlflow.db beside the results, or in this "
-        "folder for results in a bucket); tensorboard: the log folder (default: <results>/tensorboard)",
+        "folder for results in a bucket); tensorboard: the log folder (default: <results>/tensorboard); "
+        "wandb: the folder that holds its wandb/ folder of runs (default: the results folder, or this "
+        "folder for results in a bucket)",
+    )
+    p.add_argument(
+        "--online", action="store_true", help="wandb: log the runs to the W&B server (default: offline files)"
     )
     results_arg(p)

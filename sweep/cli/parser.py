@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from sweep.cli import commands
+from sweep.cli import commands, reading
 from sweep.cli.export import add_export
+from sweep.cli.tracking import add_track_option
 
 DEFAULT_RESULTS = "results"
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
         "(default: the spec's ray.address, else an embedded local Ray)",
     )
+    add_track_option(p)
 
     p = command("submit", commands.submit, "Submit a sweep as a Ray job to a remote cluster.")
     spec_args(p)
@@ -99,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="the sweep's name")
     results_arg(p)
     p.add_argument("--address", default=None, help="as for run")
+    add_track_option(p)
 
-    p = command("report", commands.report, "Write a sweep's figures and report.md from its tables.")
+    p = command("report", reading.report, "Write a sweep's figures and report.md from its tables.")
     p.add_argument("name", help="the sweep's name")
     results_arg(p)
     p.add_argument("--out", metavar="DIR", help="where to write (default: <results>/reports/<name>)")
@@ -109,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", "The sweeps under a results folder, or one sweep in detail."),
         ("list", "The sweeps under a results folder (same as status with no name)."),
     ):
-        p = command(name, commands.status, help_text)
+        p = command(name, reading.status, help_text)
         if name == "status":
             p.add_argument("name", nargs="?", help="a sweep's name, for its details")
         else:
@@ -117,21 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
         results_arg(p)
 
     p = command(
-        "bench", commands.bench, "Measure the trainer and the sweep layer against hand-written baselines."
+        "bench", reading.bench, "Measure the trainer and the sweep layer against hand-written baselines."
     )
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (about a minute)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--out", metavar="FILE.json", help="also write the figures as JSON")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these comparisons")
 
-    p = command("query", commands.query, "Run DuckDB SQL over the tables trials, epochs and layers.")
+    p = command("query", reading.query, "Run DuckDB SQL over the tables trials, epochs and layers.")
     p.add_argument("sql")
     results_arg(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     add_export(command, results_arg)
 
-    p = command("compact", commands.compact, "Rewrite sweeps' per-trial files into a few large ones.")
+    p = command("compact", reading.compact, "Rewrite sweeps' per-trial files into a few large ones.")
     p.add_argument("name", nargs="?", help="a sweep's name (default: every sweep under the results)")
     p.add_argument(
         "--repair",

@@ -178,11 +178,9 @@ class TrialRecorder:
         """The trainer's callback."""
         self.add_epoch(report.metrics, report.layers, facts)
 
-    def finish(
-        self, status: str, error: str | None = None, *, ended_at: datetime | None = None, **extra: object
-    ) -> dict:
-        """Write the trial's `trials` row (with any extra columns, such as pareto) and return it."""
-        row = trial_row(
+    def row(self, status: str, error: str | None = None, ended_at: datetime | None = None) -> dict:
+        """The trial's `trials` row as its epochs so far make it."""
+        return trial_row(
             self.config,
             self.meta,
             status=status,
@@ -192,6 +190,12 @@ class TrialRecorder:
             started_at=self.started_at,
             ended_at=ended_at or datetime.now(UTC),
         )
+
+    def finish(
+        self, status: str, error: str | None = None, *, ended_at: datetime | None = None, **extra: object
+    ) -> dict:
+        """Write the trial's `trials` row (with any extra columns, such as pareto) and return it."""
+        row = self.row(status, error, ended_at)
         row.update(extra)
         self.store.write("trials", self.sweep, self.key, [row])
         if self.meta.continues and status == "done":  # its rows now hold the shorter trial's, and more

@@ -19,6 +19,7 @@ from ray import tune
 
 from sweep.engine.recorder import EPOCH_COLUMNS, TrialRecorder, facts_from_dict
 from sweep.engine.session import stop_tune_run
+from sweep.engine.watchers import watcher_of
 from sweep.errors import ResultsError
 from sweep.plans.snas import within_budget
 from sweep.plans.types import PLANNED, entry_meta
@@ -67,7 +68,12 @@ class ResultsCallback(tune.Callback):
         facts = facts_from_dict(result.pop("facts"))
         metrics = {name: result.get(name) for name in EPOCH_COLUMNS}
         layers, history = result.pop("layers"), result.pop("history", ())
-        self._write(self.recorder(trial).add_epoch, metrics, layers, facts, started, history)
+        self._write(self._epoch, self.recorder(trial), metrics, layers, facts, started, history)
+
+    def _epoch(self, recorder: TrialRecorder, *report: Any) -> None:
+        recorder.add_epoch(*report)
+        if (watcher := watcher_of(self.sweep)) is not None:
+            watcher.rows(recorder.row("running"), recorder.epochs, recorder.layers)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}
@@ -100,8 +106,13 @@ class ResultsCallback(tune.Callback):
             extra["wall_s"] = last["elapsed_s"]
         if self.max_active_weights is not None and last.get("active_weights") is not None:
             extra["feasible"] = within_budget(last["active_weights"], self.max_active_weights)
-        self._write(recorder.finish, status, error, ended_at=datetime.now(UTC), **extra)
+        self._write(self._end, recorder, status, error, ended_at=datetime.now(UTC), **extra)
         self._recorders.pop(trial.trial_id, None)  # its rows are on their way; nothing more comes
+
+    def _end(self, recorder: TrialRecorder, *args: Any, **kwargs: Any) -> None:
+        row = recorder.finish(*args, **kwargs)
+        if (watcher := watcher_of(self.sweep)) is not None:
+            watcher.rows(row, recorder.epochs, recorder.layers)
 
     def _write(self, action: Callable[..., object], *args: object, **kwargs: object) -> None:
         if self.failure is not None:

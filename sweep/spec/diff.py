@@ -8,8 +8,8 @@ from typing import Any
 from sweep.spec.convert import config_to_dict, flatten
 from sweep.spec.schema import KEYLESS, SweepSpec
 
-# Where and how a sweep runs, not what it computes: these may change between runs of one sweep.
-RUN_SETTINGS = ("resources.", "ray.")
+# Where and how a sweep runs and is watched, not what it computes: these may change between runs of one sweep.
+RUN_SETTINGS = ("resources.", "ray.", "track.")
 
 
 @dataclass(frozen=True)

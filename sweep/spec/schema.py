@@ -162,6 +162,18 @@ class RaySpec:
 
 
 @dataclass(frozen=True)
+class MlflowTrackSpec:
+    uri: str | None = None  # None: sqlite mlflow.db beside the results folder, as `sweep export` writes
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    """Trackers that get the sweep's runs live, as epochs arrive (`sweep export` fills them afterwards)."""
+
+    mlflow: MlflowTrackSpec | None = None
+
+
+@dataclass(frozen=True)
 class TrialConfig:
     """Everything one trial needs: the pure-PyTorch trainer's only input."""
 
@@ -209,6 +221,7 @@ class SweepSpec:
     grid: GridSpec | None = None
     resources: ResourcesSpec = ResourcesSpec()
     ray: RaySpec = RaySpec()
+    track: TrackSpec = TrackSpec()
 
     @property
     def trial(self) -> TrialConfig:

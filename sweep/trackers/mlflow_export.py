@@ -70,11 +70,16 @@ def masked(text: str) -> str:
 
 
 def export_mlflow(
-    runs: Sequence[TrialRun], sweep: str, uri: str | None = None, echo: Callable[[str], object] = print
+    runs: Sequence[TrialRun],
+    sweep: str,
+    uri: str | None = None,
+    echo: Callable[[str], object] = print,
+    sweep_ended: bool = True,
 ) -> str:
     """Export every run of the sweep to the MLflow tracking store or server at `uri` (None: `mlflow.db` in
-    this folder) and return where to view them. An unreachable server, a param MLflow holds with another
-    value, or MLflow not installed is one line."""
+    this folder) and return where to view them; the sweep's parent run ends unless `sweep_ended` is off (a
+    live sweep's). An unreachable server, a param MLflow holds with another value, or MLflow not installed
+    is one line."""
     try:
         from mlflow.tracking import MlflowClient
     except ImportError:
@@ -93,7 +98,7 @@ def export_mlflow(
                 parent = (client.create_run(experiment_id, tags=tags, run_name=sweep).info.run_id, "RUNNING")
             plans = [plan for run in runs if (plan := _plan(run, held.get(run.trial_key), parent[0]))]
             _write(client, experiment_id, plans, where)
-            if parent[1] != "FINISHED":
+            if sweep_ended and parent[1] != "FINISHED":
                 client.set_terminated(parent[0], "FINISHED")
     except Exception as exc:  # MLflow's, requests', SQLAlchemy's and the OS's errors alike
         if isinstance(exc, UserError) or (reason := _reason(exc, where)) is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +62,7 @@ def sweep_runs(store: ResultsStore, sweep: str) -> list[TrialRun]:
     front = pareto_keys(trials, metric)
     epochs, layers = _by_trial(store.rows("epochs", sweep)), _by_trial(store.rows("layers", sweep))
     return [
-        _run(sweep, trial, epochs.get(trial["trial_key"], []), layers.get(trial["trial_key"], []), front)
+        trial_run(sweep, trial, epochs.get(trial["trial_key"], []), layers.get(trial["trial_key"], []), front)
         for trial in trials
     ]
 
@@ -74,7 +74,11 @@ def _by_trial(rows: list[dict]) -> dict[str, list[dict]]:
     return grouped
 
 
-def _run(sweep: str, trial: dict, epochs: list[dict], layers: list[dict], front: set[str]) -> TrialRun:
+def trial_run(
+    sweep: str, trial: dict, epochs: Sequence[dict], layers: Sequence[dict], front: Set[str] = frozenset()
+) -> TrialRun:
+    """One trial's run from its rows: its `trials` row, its `epochs` and `layers` rows, and the keys of the
+    sweep's Pareto front."""
     key = trial["trial_key"]
     run = TrialRun(sweep, key, params=dict(_params(trial)), final=_numbers(trial, FINAL_METRICS))
     run.tags = {"sweep": sweep, "trial_key": key, "pareto": str(key in front).lower()}
