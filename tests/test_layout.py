@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,33 @@ def test_train_never_loads_ray_and_query_loads_neither_ray_nor_torch(tmp_path):
     assert "ray" not in trained and "optuna" not in trained and "torch" in trained
     queried = _loaded("query", "SELECT count(*) AS n FROM trials", "--results", tmp_path / "r")
     assert queried.isdisjoint({"ray", "torch", "optuna"})
+
+
+def code_map() -> dict[str, set[str]]:
+    """The README's code map: each row's path (a package folder, or files) -> the modules it names."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Code map") :]
+    section = section[: section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    rows = {}
+    for line in section.splitlines():
+        cells = line.split("|")
+        if len(cells) > 3 and cells[1].strip().startswith("`sweep/"):
+            rows[cells[1].strip()] = set(re.findall(r"`([a-z_]+/?)`", cells[2]))
+    return rows
+
+
+def test_the_code_map_names_every_module_and_no_other():
+    rows = code_map()
+    named_files = {path for key in rows for path in re.findall(r"`(sweep/[a-z_]+\.py)`", key)}
+    for key, names in rows.items():
+        if key.endswith(".py`"):
+            continue
+        folder = ROOT / key.strip("`")
+        on_disk = {f.stem for f in folder.glob("*.py") if f.stem != "__init__"}
+        on_disk |= {d.name + "/" for d in folder.iterdir() if (d / "__init__.py").is_file()}
+        assert sorted(on_disk - names) == [], f"{key}: modules the code map does not name"
+        assert sorted(names - on_disk) == [], f"{key}: names in the code map that are no module"
+    packages = {f"`{d.relative_to(ROOT)}/`" for d in PACKAGE.rglob("*") if (d / "__init__.py").is_file()}
+    assert sorted(packages - set(rows)) == [], "packages without a row in the code map"
+    top = {str(f.relative_to(ROOT)) for f in PACKAGE.glob("*.py")}
+    assert top == named_files, "top-level modules of sweep/ and the code map's rows for them differ"
