@@ -157,7 +157,8 @@ def test_a_timm_model_trains_masked(colour):
 
 
 def test_a_resnet_in_bf16_keeps_masked_weights_zero(colour):
-    outcome = train_trial(config(RESNET, "rigl", precision="bf16"), data=colour)
+    # bf16 steps at the other tests' rate can overflow this small batch's loss: a gentler one keeps it finite
+    outcome = train_trial(config(RESNET, "rigl", precision="bf16", lr=0.01), data=colour)
     assert outcome.status == "done", outcome.error
     assert zeros_hold(outcome.model)
 

@@ -56,7 +56,7 @@ def test_quick_bench_reports_every_ratio(cli, tmp_path):
         else:
             assert line.endswith(("met", "MISSED")), line
     assert record["raw"]["sweep_overhead"]["trials"] >= 2
-    assert record["raw"]["tracking_overhead"]["snapshots_sent"][0] >= 4  # every trial's runs reached MLflow
+    assert record["raw"]["tracking_overhead"]["snapshots_sent"][0] >= 2  # every trial's runs reached MLflow
     subnormal = record["raw"]["subnormal_cost"]  # the kept side really computed with subnormal weights
     share = subnormal["subnormal_weights"] / subnormal["active_weights"]
     assert 0.02 < share < 0.1

@@ -211,7 +211,7 @@ def test_a_growth_stopped_midway_resumes_with_no_trial_lost_or_repeated(tmp_path
     results = tmp_path / "r"
     text = tiny_grid("grow-resume", "{sparse_width: 16, ratios: [0.5], depths: [1], seeds: [0]}")
     text = (
-        text.replace("epochs: 1,", "epochs: 30, checkpoint_every: 2,") + "ray: {max_concurrent_trials: 2}\n"
+        text.replace("epochs: 1,", "epochs: 16, checkpoint_every: 2,") + "ray: {max_concurrent_trials: 2}\n"
     )
     spec = write_spec(tmp_path / "g.yaml", text)
     assert drivers.sweep("run", spec, "--results", results).returncode == 0

@@ -204,7 +204,7 @@ def _listening(port: int) -> bool:
 
 def test_a_store_away_mid_sweep_stops_it_in_one_line_and_resume_finishes_it(s3, tmp_path):
     text = tiny_grid("outage", "{sparse_width: 16, ratios: [0.5], depths: [1], seeds: [0, 1, 2]}")
-    spec = write_spec(tmp_path / "g.yaml", text.replace("epochs: 1,", "epochs: 20,"))
+    spec = write_spec(tmp_path / "g.yaml", text.replace("epochs: 1,", "epochs: 10,"))
     results = f"s3://{BUCKET}/r"
     proc = drivers.start("run", spec, "--results", results, env=env_of(s3))
     drivers.wait_for(lambda: len(drivers.done_rows(results, "outage")) >= 2, proc, timeout=300)
@@ -223,7 +223,7 @@ def test_a_store_away_mid_sweep_stops_it_in_one_line_and_resume_finishes_it(s3, 
     assert all(r["status"] == "done" for r in rows), [(r["status"], r["error"]) for r in rows]
     store = ResultsStore(results)
     per_trial = query(store, "SELECT trial_key, count(*) AS n FROM epochs WHERE sweep = 'outage' GROUP BY 1")
-    assert set(per_trial["n"]) == {21}  # epochs 0..20, none twice
+    assert set(per_trial["n"]) == {11}  # epochs 0..10, none twice
 
 
 SEARCH = """
@@ -231,7 +231,7 @@ name: search-on-s3
 kind: snas
 dataset: {name: synthetic}
 model: {widths: [32, 16]}
-train: {optimizer: momentum, lr: 0.05, epochs: 30, batch_size: 64, checkpoint_every: 2}
+train: {optimizer: momentum, lr: 0.05, epochs: 16, batch_size: 64, checkpoint_every: 2}
 egf: {samples: 128}
 search: {num_samples: 5, sampler: tpe, density_levels: [0.1, 0.2, 0.5, 1.0], seed: 5}
 ray: {max_concurrent_trials: 2}

@@ -53,7 +53,7 @@ def whole(results: Path, name: str, spec: Path, epochs: int) -> list[dict]:
 
 
 def test_one_driver_per_sweep_and_a_killed_drivers_sweep_resumes(tmp_path):
-    spec = write_spec(tmp_path / "g.yaml", GRID.format(name="leased", epochs=30, seeds=0))
+    spec = write_spec(tmp_path / "g.yaml", GRID.format(name="leased", epochs=12, seeds=0))
     results = tmp_path / "r"
     # a short term: the holder renews every 2 s, so a driver that finds the lease sees it renewed (and
     # refuses) long before the holder could finish the sweep, on however fast a machine
@@ -84,7 +84,7 @@ def test_one_driver_per_sweep_and_a_killed_drivers_sweep_resumes(tmp_path):
     assert "no driver runs it now: continue it with 'sweep resume leased" in again.stderr
     resumed = drivers.sweep("resume", "leased", "--results", results)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    for trial in whole(results, "leased", spec, 30):
+    for trial in whole(results, "leased", spec, 12):
         if trial["trial_key"] in before:  # finished trials were not trained again
             assert trial["started_at"] == before[trial["trial_key"]]
     assert not (results / "_sweeps" / "leased.lease").exists()  # released at the end
@@ -92,9 +92,9 @@ def test_one_driver_per_sweep_and_a_killed_drivers_sweep_resumes(tmp_path):
 
 @pytest.fixture(scope="module")
 def interrupted_by_a_failed_write(tmp_path_factory):
-    """A 24-trial grid whose trials partition stops taking writes after 4 trials, then resumed."""
+    """A 12-trial grid whose trials partition stops taking writes after 4 trials, then resumed."""
     root = tmp_path_factory.mktemp("failed-write")
-    spec = write_spec(root / "g.yaml", GRID.format(name="writes", epochs=8, seeds="0, 1"))
+    spec = write_spec(root / "g.yaml", GRID.format(name="writes", epochs=8, seeds="0"))
     results = root / "r"
     proc = drivers.start("run", spec, "--results", results)
     drivers.wait_for(lambda: len(drivers.done_rows(results, "writes")) >= 4, proc, every=0.05)
@@ -125,14 +125,14 @@ def test_a_failed_write_stops_the_sweep_at_once_in_one_line(interrupted_by_a_fai
         and "/trials/sweep=writes/" in last
     )
     assert "continue it with 'sweep resume writes --results" in last and "Traceback" not in output
-    assert len(interrupted_by_a_failed_write["trained"]) <= 8  # 4 done, one failed write, 2 cut short: not 24
+    assert len(interrupted_by_a_failed_write["trained"]) <= 8  # 4 done, one failed write, 2 cut short: not 12
 
 
 def test_resume_after_the_failed_write_loses_and_doubles_nothing(interrupted_by_a_failed_write):
     resumed = interrupted_by_a_failed_write["resumed"]
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     spec, results = interrupted_by_a_failed_write["spec"], interrupted_by_a_failed_write["results"]
-    assert len(whole(results, "writes", spec, 8)) == 24
+    assert len(whole(results, "writes", spec, 8)) == 12
     assert ResultsStore(results).sweep_state("writes")["stage"] == "done"
 
 
@@ -183,7 +183,7 @@ def test_a_damaged_part_file_gets_one_line_and_changes_nothing(finished, damage,
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     whole(results, "writes", spec, 8)
     if damage == "truncated":  # the trials' rows came back from their checkpoints, as they were
-        assert "24 of its trials lack rows: recording them again" in resumed.stdout
+        assert "12 of its trials lack rows: recording them again" in resumed.stdout
         again = {(r["trial_key"], r["epoch"]): r for r in ResultsStore(results).rows("epochs", "writes")}
         assert len(again) == len(original)
         for row in original:

@@ -239,7 +239,7 @@ def test_ctrl_c_then_resume(tmp_path):
     in the sweep's spec for the resume), each trial is one run that logs each epoch once."""
     from mlflow.tracking import MlflowClient
 
-    spec = write_spec(tmp_path / "g.yaml", GRID.replace("epochs: 2", "epochs: 30"))
+    spec = write_spec(tmp_path / "g.yaml", GRID.replace("epochs: 2", "epochs: 16"))
     results, tracking = tmp_path / "r", f"sqlite:///{tmp_path / 'live.db'}"
     proc = drivers.with_trials_done(spec, results, "grid-test", 1, "--track", f"mlflow={tracking}")
     os.killpg(proc.pid, signal.SIGINT)
@@ -273,7 +273,7 @@ def test_ctrl_c_then_resume(tmp_path):
         key = run.data.tags["sparse_sweep.trial_key"]
         logged = [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")]
         assert (
-            sorted(logged) == sorted(e["epoch"] for e in epochs if e["trial_key"] == key) == list(range(31))
+            sorted(logged) == sorted(e["epoch"] for e in epochs if e["trial_key"] == key) == list(range(17))
         )
 
 
@@ -288,7 +288,7 @@ name: search-resume
 kind: snas
 dataset: {{name: synthetic}}
 model: {{widths: [32, 16]}}
-train: {{optimizer: momentum, lr: 0.05, epochs: 40, batch_size: 64, checkpoint_every: 2}}
+train: {{optimizer: momentum, lr: 0.05, epochs: 24, batch_size: 64, checkpoint_every: 2}}
 egf: {{samples: 128}}
 search: {{num_samples: 5, sampler: {sampler}, density_levels: [0.1, 0.2, 0.5, 1.0], seed: 5}}
 ray: {{max_concurrent_trials: 2}}
@@ -307,7 +307,7 @@ ray: {{max_concurrent_trials: 2}}
         for e in epochs:
             reached[e["trial_key"]] = max(e["epoch"], reached.get(e["trial_key"], 0))
         # one trial past a checkpoint and far from its end, so that Ctrl-C surely cuts it short
-        return bool(done) and any(key not in done and 3 <= last <= 20 for key, last in reached.items())
+        return bool(done) and any(key not in done and 3 <= last <= 14 for key, last in reached.items())
 
     drivers.wait_for(one_done_and_one_checkpointed, proc, every=0.1)
     os.killpg(proc.pid, signal.SIGINT)

@@ -15,7 +15,7 @@ INSTALL = "pip install 'sparse-sweep[mlflow]'"
 
 
 def tracking_cost(settings: Settings) -> Result:
-    """The tracked sweep's wall / the untracked sweep's wall (full: 8 trials of 4 epochs, 3 pairs; quick: 4
+    """The tracked sweep's wall / the untracked sweep's wall (full: 8 trials of 4 epochs, 3 pairs; quick: 2
     trials of 1 epoch, one pair). A tracker that failed fails the comparison: its figure would be a lie."""
     try:
         import mlflow  # noqa: F401

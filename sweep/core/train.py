@@ -60,10 +60,6 @@ class TrialOutcome:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     ended_at: datetime | None = None
 
-    @property
-    def wall_s(self) -> float:
-        return ((self.ended_at or datetime.now(UTC)) - self.started_at).total_seconds()
-
 
 EpochCallback = Callable[[EpochReport, TrialFacts], None]
 
