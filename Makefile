@@ -15,16 +15,18 @@ export RAY_AUTH_MODE := disabled
 
 install: $(STAMP)
 
+# uv installs the lock's versions (pip -c works as well, several times slower); wheels in pip's
+# find-links folder (PIP_FIND_LINKS), where a machine keeps some, are used before the index.
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python $(foreach links,$(PIP_FIND_LINKS),--find-links $(links)) \
+	  -c $(LOCK) -e '.[$(EXTRAS)]'
 	$(BIN)/python .ci/lock_matches.py $(LOCK)
 	touch $(STAMP)
 
 # The newest versions pyproject.toml admits, resolved for every Python it supports, into the lock.
 lock: install
-	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --upgrade \
 	  --no-annotate --custom-compile-command "make lock" -o $(LOCK)
 
