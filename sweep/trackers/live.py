@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-import time
 from collections.abc import Callable, Sequence
 
 from sweep.errors import UserError, first_line
@@ -27,7 +26,7 @@ from sweep.store.location import shown
 from sweep.trackers.mlflow_export import _CREDENTIALS, default_uri, export_mlflow, masked
 from sweep.trackers.runs import TrialRun, trial_run
 
-FLUSH_EVERY_S = 1.0  # at most one round of requests a second: epochs that arrive together go together
+FLUSH_EVERY_S = 5.0  # a round of requests every 5 s at most: epochs that arrive meanwhile go together
 CLOSE_WAIT_S = 30.0  # at the end, how long the driver waits for the tracker to take the last epochs
 # Each request fails fast: a tracker that is down or hung must not hold the last epochs for minutes.
 REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
@@ -106,7 +105,8 @@ class LiveTracker:
             self.sent += len(batch)
             if last:
                 return
-            time.sleep(FLUSH_EVERY_S)
+            with self._wake:  # a round every FLUSH_EVERY_S at most; the end of the sweep is not kept waiting
+                self._wake.wait_for(lambda: self._closing, timeout=FLUSH_EVERY_S)
 
     def _fail(self, reason: str) -> None:
         if self.failure is not None:
