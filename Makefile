@@ -16,11 +16,13 @@ export RAY_AUTH_MODE := disabled
 install: $(STAMP)
 
 # uv installs the lock's versions (pip -c works as well, several times slower); wheels in pip's
-# find-links folder (PIP_FIND_LINKS), where a machine keeps some, are used before the index.
+# find-links folder (PIP_FIND_LINKS), where a machine keeps some, are used before the index. Bytecode is
+# compiled at install, as pip does: with PYTHONDONTWRITEBYTECODE set, every process (each Ray worker too)
+# would otherwise compile torch and Ray from source again.
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python $(foreach links,$(PIP_FIND_LINKS),--find-links $(links)) \
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(foreach links,$(PIP_FIND_LINKS),--find-links $(links)) \
 	  -c $(LOCK) -e '.[$(EXTRAS)]'
 	$(BIN)/python .ci/lock_matches.py $(LOCK)
 	touch $(STAMP)
