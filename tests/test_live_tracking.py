@@ -26,7 +26,7 @@ dataset: {{name: synthetic, subset: 300}}
 model: {{widths: [16, 8], densities: 0.5}}
 train: {{epochs: {EPOCHS}, batch_size: 64}}
 egf: {{samples: 64}}
-grid: {{seeds: [0, 1, 2], axes: {{sparsity.method: [random, snip]}}}}
+grid: {{seeds: [0, 1], axes: {{sparsity.method: [random, snip]}}}}
 ray: {{max_concurrent_trials: 1}}
 """
 
@@ -75,8 +75,8 @@ def test_a_tracker_killed_mid_sweep_costs_no_row_and_export_completes_the_runs(t
         assert code == 0 and killed.is_set(), out
         store = ResultsStore(results)
         trials = store.rows("trials", SWEEP)
-        assert len(trials) == 6 and {t["status"] for t in trials} == {"done"}
-        assert len(store.rows("epochs", SWEEP)) == 6 * (EPOCHS + 1)
+        assert len(trials) == 4 and {t["status"] for t in trials} == {"done"}
+        assert len(store.rows("epochs", SWEEP)) == 4 * (EPOCHS + 1)
         (line,) = [line for line in out.splitlines() if line.startswith("tracking: ")]
         assert f"MLflow at {url} failed, so the sweep goes on untracked with its tables whole" in line
         assert line.endswith(f"fill the runs afterwards: sweep export {SWEEP} --to mlflow --uri {url} "
