@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pyarrow.fs as pafs
@@ -48,6 +49,13 @@ PUBLIC = ("endpoint_override", "scheme", "region")
 
 def is_uri(root: str) -> bool:
     return "://" in root and not root.startswith("file://")
+
+
+def local_folder(root: str) -> Path | None:
+    """The folder a results root names on this machine (a path or a `file://` URI); None for a bucket."""
+    if root.startswith("file://"):
+        return Path(unquote(urlsplit(root).path))
+    return None if is_uri(root) else Path(root)
 
 
 def is_s3(root: str) -> bool:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 from sweep.errors import UserError, first_line
 from sweep.store.location import shown
-from sweep.trackers.mlflow_export import _CREDENTIALS, default_uri, export_mlflow, masked
+from sweep.trackers.mlflow_export import default_uri, export_mlflow, masked
 from sweep.trackers.runs import TrialRun, trial_run
 
 FLUSH_EVERY_S = 5.0  # a round of requests every 5 s at most: epochs that arrive meanwhile go together
@@ -35,7 +35,7 @@ REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT
 def tracker_uri(uri: str | None, results: str) -> str:
     """MLflow's URI for a sweep's results (None: `sweep export`'s default); one with credentials in it is
     refused, in one line."""
-    if uri and _CREDENTIALS.search(uri):
+    if uri and masked(uri) != uri:  # it held a user:password@
         raise UserError(
             f"track.mlflow.uri {masked(uri)}: put no credentials in the URI (the spec is saved with the "
             "results); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from sweep.errors import UserError, first_line
 
@@ -56,11 +56,10 @@ Plan = tuple[str, str | None, dict, list, str | None]
 def default_uri(results_root: str) -> str:
     """The tracking store when no URI is given: SQLite `mlflow.db` beside a local results folder, or in this
     folder when the results are in a bucket."""
-    from sweep.store.location import is_uri
+    from sweep.store.location import local_folder
 
-    folder = Path.cwd() if is_uri(results_root) else Path(results_root).resolve().parent
-    if results_root.startswith("file://"):
-        folder = Path(unquote(urlsplit(results_root).path)).parent
+    local = local_folder(results_root)
+    folder = local.resolve().parent if local else Path.cwd()
     return f"sqlite:///{folder.resolve() / 'mlflow.db'}"
 
 

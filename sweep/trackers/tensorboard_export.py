@@ -21,10 +21,9 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from sweep.errors import UserError
-from sweep.store.location import is_uri
+from sweep.store.location import is_uri, local_folder
 from sweep.trackers.runs import TrialRun
 
 MARKER = ".sweep-export.json"  # in each run folder this module wrote: what it holds
@@ -41,9 +40,7 @@ _FIELD = {bool: "bool_value", float: "number_value", str: "string_value"}
 def default_logdir(results_root: str) -> Path:
     """Where the runs go when no folder is given: `<results>/tensorboard` for a local results folder,
     `./tensorboard` when the results are in a bucket."""
-    if results_root.startswith("file://"):
-        return Path(unquote(urlsplit(results_root).path)) / "tensorboard"
-    return Path("tensorboard") if is_uri(results_root) else Path(results_root) / "tensorboard"
+    return (local_folder(results_root) or Path()) / "tensorboard"
 
 
 def export_tensorboard(

@@ -19,10 +19,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from sweep.errors import UserError, first_line
-from sweep.store.location import is_uri
+from sweep.store.location import is_uri, local_folder
 from sweep.trackers.runs import TrialRun
 
 INSTALL = "pip install 'sparse-sweep[wandb]'"
@@ -35,9 +34,7 @@ QUIET |= {"x_disable_meta": True, "x_disable_machine_info": True, "x_save_requir
 def default_folder(results_root: str) -> Path:
     """Where the runs go when no folder is given: `<results>/wandb` for a local results folder, `./wandb`
     when the results are in a bucket."""
-    if results_root.startswith("file://"):
-        return Path(unquote(urlsplit(results_root).path))
-    return Path.cwd() if is_uri(results_root) else Path(results_root)
+    return local_folder(results_root) or Path.cwd()
 
 
 def run_id(sweep: str, trial_key: str) -> str:
