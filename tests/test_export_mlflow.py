@@ -136,6 +136,12 @@ def test_the_default_store_is_sqlite_beside_the_results_and_takes_new_epochs_onl
         assert [m.step for m in client.get_metric_history(run_id, "test_acc")] == [0, 1, 2]
         assert [m.step for m in client.get_metric_history(run_id, "final/test_acc")] == [2]
         assert child.data.tags["sparse_sweep.status"] == "done"
+    parent = client.search_runs([experiment.experiment_id], "tags.`sparse_sweep.sweep_run` = 'true'")[0]
+    assert parent.info.status == "FINISHED"
+    export_mlflow(runs[:1], SWEEP, uri, print, sweep_ended=False)  # a live round of the sweep resumed
+    assert client.get_run(parent.info.run_id).info.status == "RUNNING"
+    export_mlflow([], SWEEP, uri, print)  # its end
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
     changed = copy.deepcopy(runs)
     changed[1].params["train.lr"] = "0.5"
@@ -228,6 +234,39 @@ def test_a_search_exports_in_a_few_requests_a_trial_and_again_in_none(tmp_path, 
     assert "(100 new, 0 updated, 0 unchanged" in first and "(0 new, 0 updated, 100 unchanged" in again
     assert requests <= 3 * len(runs) + 2  # create, log_batch, set_terminated; the parent's two
     assert sum(len(found) for found in calls.values()) == requests  # again: no write at all
+
+
+def test_many_runs_are_written_by_worker_processes_and_a_refusal_there_is_one_line(tmp_path, monkeypatch):
+    """Past MIN_SHARE runs a worker, an export spreads its runs over worker processes (forced here with a
+    share of 3): every run whole, each step once; a value the store refuses in a worker still names its
+    trial in one line."""
+    from mlflow.tracking import MlflowClient
+
+    from sweep.trackers import mlflow_writes
+
+    def here(*_args) -> None:
+        raise AssertionError("written in this process, not by the workers")
+
+    monkeypatch.setattr(mlflow_writes, "MIN_SHARE", 3)
+    monkeypatch.setattr(mlflow_writes, "_write", here)
+    runs, uri = _synthetic(6, epochs=2), f"sqlite:///{tmp_path / 'm.db'}"
+    assert "(6 new, 0 updated, 0 unchanged" in _export(runs, uri)
+    client = MlflowClient(uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == SWEEP]
+    held_runs = client.search_runs([experiment.experiment_id])
+    found = {r.data.tags.get("sparse_sweep.trial_key"): r for r in held_runs}
+    assert set(found) == {run.trial_key for run in runs} | {None}  # None: the sweep's parent run
+    for run in runs:
+        held = found[run.trial_key]
+        assert held.info.status == "FINISHED" and held.data.params == run.params
+        assert [m.step for m in client.get_metric_history(held.info.run_id, "test_acc")] == [0, 1]
+
+    bad = _synthetic(6, epochs=1)
+    bad[4].steps[0]["layer/../escape"] = 1.0
+    with pytest.raises(UserError) as refused:
+        export_mlflow(bad, "refused", uri, print)
+    (line,) = str(refused.value).splitlines()
+    assert line.startswith(f"trial {bad[4].trial_key}: MLflow at {uri}: ") and "escape" in line
 
 
 def _count_calls(monkeypatch) -> dict[str, list]:

@@ -1,6 +1,7 @@
-"""A sweep tracked live in MLflow (`sweep run --track`): its runs fill as epochs arrive, a tracker killed
-mid-sweep costs no row and says so in one line, and `sweep export` then completes the runs. (The Ctrl-C and
-resume of a live-tracked sweep is `test_sweeps.py::test_ctrl_c_then_resume`.)"""
+"""A sweep tracked live in MLflow, TensorBoard and W&B at once (`sweep run --track ...`): its runs fill as
+epochs arrive, a tracker killed mid-sweep costs no row, leaves the other trackers whole and says so in one
+line, and `sweep export` then completes its runs. (The Ctrl-C and resume of a live-tracked sweep is
+`test_sweeps.py::test_ctrl_c_then_resume`.)"""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import pytest
 
 from sweep.cli import main
 from sweep.store import ResultsStore
+from sweep.trackers.wandb_export import run_id
 
 from .conftest import write_spec
 from .mlflow_servers import QUIET_MLFLOW, free_port, history, rest, server_runs, start_server, stop_group
+from .test_export_tensorboard import counts
+from .wandb_files import offline_runs
 
 SWEEP = "live"
 EPOCHS = 4
@@ -32,9 +36,11 @@ ray: {{max_concurrent_trials: 1}}
 
 
 @pytest.fixture(autouse=True)
-def _no_telemetry(monkeypatch):
+def _no_telemetry(monkeypatch, tmp_path):
     for name, value in QUIET_MLFLOW.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
 
 
 def _tracked_runs(url: str) -> int:
@@ -67,9 +73,10 @@ def test_a_tracker_killed_mid_sweep_costs_no_row_and_export_completes_the_runs(t
     killer = threading.Thread(target=kill_once_tracking, daemon=True)
     killer.start()
     spec = write_spec(tmp_path / "live.yaml", GRID)
-    results = tmp_path / "r"
+    results, wandb_folder = tmp_path / "r", tmp_path / "wb"
+    trackers = ["--track", f"mlflow={url}", "--track", "tensorboard", "--track", f"wandb={wandb_folder}"]
     try:
-        code = main(["run", str(spec), "--results", str(results), "--track", f"mlflow={url}"])
+        code = main(["run", str(spec), "--results", str(results), *trackers])
         killer.join(60)
         out = capsys.readouterr().out
         assert code == 0 and killed.is_set(), out
@@ -78,9 +85,17 @@ def test_a_tracker_killed_mid_sweep_costs_no_row_and_export_completes_the_runs(t
         assert len(trials) == 4 and {t["status"] for t in trials} == {"done"}
         assert len(store.rows("epochs", SWEEP)) == 4 * (EPOCHS + 1)
         (line,) = [line for line in out.splitlines() if line.startswith("tracking: ")]
-        assert f"MLflow at {url} failed, so the sweep goes on untracked with its tables whole" in line
+        assert f"MLflow at {url} failed, so the sweep goes on untracked there with its tables whole" in line
         assert line.endswith(f"fill the runs afterwards: sweep export {SWEEP} --to mlflow --uri {url} "
                              f"--results {results}")  # fmt: skip
+        # The other trackers went on to the end: every trial's every epoch, as the tables hold them.
+        keys = sorted(t["trial_key"] for t in trials)
+        steps = {key: scalars["test_acc"] for key, scalars in counts(results / "tensorboard" / SWEEP).items()}
+        assert steps == {key: list(range(EPOCHS + 1)) for key in keys}
+        runs = offline_runs(wandb_folder / "wandb")
+        assert sorted(runs) == sorted(run_id(SWEEP, key) for key in keys)
+        assert all(sorted(run.history) == list(range(EPOCHS + 1)) for run in runs.values())
+        assert {run.exit_code for run in runs.values()} == {0}
 
         server, url = start_server(folder, port)  # the same store, back
         assert main(["export", SWEEP, "--to", "mlflow", "--uri", url, "--results", str(results)]) == 0
@@ -108,8 +123,16 @@ def test_a_tracking_uri_with_credentials_is_refused_in_one_line(tmp_path, capsys
     assert not (tmp_path / "r").exists()
 
 
-def test_an_unknown_tracker_is_refused_in_one_line(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        (["neptune"], "--track neptune: unknown tracker"),
+        (["wandb", "wandb=x"], "--track wandb=x: given twice"),
+    ],
+)
+def test_an_unknown_or_repeated_tracker_is_refused_in_one_line(tmp_path, capsys, options, why):
     spec = write_spec(tmp_path / "live.yaml", GRID)
-    code = main(["run", str(spec), "--results", str(tmp_path / "r"), "--track", "neptune"])
+    tracks = [word for option in options for word in ("--track", option)]
+    code = main(["run", str(spec), "--results", str(tmp_path / "r"), *tracks])
     err = capsys.readouterr().err
-    assert code == 2 and "--track neptune: unknown tracker" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and why in err and len(err.strip().splitlines()) == 1, err

@@ -25,6 +25,7 @@ def tracking_cost(settings: Settings) -> Result:
     from sweep.engine.tuner import run_sweep
     from sweep.engine.watchers import watching
     from sweep.trackers.live import LiveTracker
+    from sweep.trackers.sinks import MlflowSink
 
     spec = bench_spec(settings, seeds=2)
     sent: list[int] = []
@@ -36,7 +37,7 @@ def tracking_cost(settings: Settings) -> Result:
     def tracked() -> None:
         with tempfile.TemporaryDirectory() as results:
             uri = f"sqlite:///{Path(results) / 'mlflow.db'}"
-            tracker = LiveTracker(spec.name, uri, results, echo=lambda _: None)
+            tracker = LiveTracker(spec.name, MlflowSink(spec.name, uri), results, echo=lambda _: None)
             with watching(spec.name, tracker):
                 run_sweep(spec, results, echo=lambda _: None)
             if tracker.failure is not None:

@@ -167,10 +167,23 @@ class MlflowTrackSpec:
 
 
 @dataclass(frozen=True)
+class TensorboardTrackSpec:
+    logdir: str | None = None  # None: <results>/tensorboard, as `sweep export` writes
+
+
+@dataclass(frozen=True)
+class WandbTrackSpec:
+    folder: str | None = None  # None: the results folder (runs under its wandb/), as `sweep export` writes
+    online: bool = False  # True: to W&B's server (WANDB_API_KEY from the environment), not offline files
+
+
+@dataclass(frozen=True)
 class TrackSpec:
     """Trackers that get the sweep's runs live, as epochs arrive (`sweep export` fills them afterwards)."""
 
     mlflow: MlflowTrackSpec | None = None
+    tensorboard: TensorboardTrackSpec | None = None
+    wandb: WandbTrackSpec | None = None
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,16 @@ writes are `log_batch` calls of MLflow's largest sizes, and a new SQLite store i
 
 from __future__ import annotations
 
-import logging
-import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from sweep.errors import UserError, first_line
+from sweep.errors import UserError
+from sweep.trackers.mlflow_writes import Plan, masked, reason, settings, write_plans, writers
 
 if TYPE_CHECKING:
     from sweep.trackers.runs import TrialRun
@@ -40,17 +38,7 @@ EXPORT_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # no line per run: the export says where they are
 }
-UNREACHABLE = {  # a clue in the HTTP client's error -> why
-    "Connection refused": "connection refused: is the server up?",
-    "NameResolutionError": "its host name does not resolve",
-    "timed out": "no answer in time",
-    "Max retries exceeded": "the connection failed",
-}
-QUIET = ("mlflow.store.db.utils", "alembic")  # their INFO lines when a new store's tables are made
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 Held = tuple[str, str, dict, dict, set]  # what MLflow holds of a run: its id, status, params, tags, metrics
-# A run's writes: its name, its id (None: create it with these tags), `log_batch` calls, a status to set.
-Plan = tuple[str, str | None, dict, list, str | None]
 
 
 def default_uri(results_root: str) -> str:
@@ -61,11 +49,6 @@ def default_uri(results_root: str) -> str:
     local = local_folder(results_root)
     folder = local.resolve().parent if local else Path.cwd()
     return f"sqlite:///{folder.resolve() / 'mlflow.db'}"
-
-
-def masked(text: str) -> str:
-    """A URI (or a message holding one) without the `user:password@` of any address in it."""
-    return _CREDENTIALS.sub("***@", text)
 
 
 def export_mlflow(
@@ -84,28 +67,32 @@ def export_mlflow(
     except ImportError:
         raise UserError(f"exporting to MLflow needs the mlflow package: {INSTALL}") from None
     uri = uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    where, started = masked(uri), time.monotonic()
+    where, began = masked(uri), time.monotonic()
     try:
-        with _settings(PROBE_ENV):
-            _new_sqlite_in_wal_mode(uri)
-            client = MlflowClient(tracking_uri=uri)
-            experiment_id = _experiment(client, sweep, where)
-        with _settings(EXPORT_ENV):
-            held = _held_runs(client, experiment_id, sweep)
-            if (parent := held.get("")) is None:
-                tags = {f"{PREFIX}sweep": sweep, SWEEP_RUN: "true"}
-                parent = (client.create_run(experiment_id, tags=tags, run_name=sweep).info.run_id, "RUNNING")
-            plans = [plan for run in runs if (plan := _plan(run, held.get(run.trial_key), parent[0]))]
-            _write(client, experiment_id, plans, where)
-            if sweep_ended and parent[1] != "FINISHED":
-                client.set_terminated(parent[0], "FINISHED")
+        with writers(len(runs), EXPORT_ENV) as workers:
+            with settings(PROBE_ENV):
+                _new_sqlite_in_wal_mode(uri)
+                client = MlflowClient(tracking_uri=uri)
+                experiment_id = _experiment(client, sweep, where)
+            with settings(EXPORT_ENV):
+                held = _held_runs(client, experiment_id, sweep)
+                if (parent := held.get("")) is None:
+                    tags = {f"{PREFIX}sweep": sweep, SWEEP_RUN: "true"}
+                    made = client.create_run(experiment_id, tags=tags, run_name=sweep)
+                    parent = (made.info.run_id, "RUNNING")
+                plans = [plan for run in runs if (plan := _plan(run, held.get(run.trial_key), parent[0]))]
+                write_plans(workers, uri, experiment_id, plans, where)
+                if sweep_ended and parent[1] != "FINISHED":
+                    client.set_terminated(parent[0], "FINISHED")
+                elif not sweep_ended and parent[1] != "RUNNING":  # a sweep resumed or grown: running again
+                    client.update_run(parent[0], status="RUNNING")
     except Exception as exc:  # MLflow's, requests', SQLAlchemy's and the OS's errors alike
-        if isinstance(exc, UserError) or (reason := _reason(exc, where)) is None:
+        if isinstance(exc, UserError) or (why := reason(exc, where)) is None:
             raise
-        raise UserError(reason) from None
+        raise UserError(why) from None
     new = sum(plan[1] is None for plan in plans)
     done = f"{new} new, {len(plans) - new} updated, {len(runs) - len(plans)} unchanged"
-    echo(f"mlflow: {len(runs)} runs of sweep {sweep} at {where} ({done}, {time.monotonic() - started:.1f}s)")
+    echo(f"mlflow: {len(runs)} runs of sweep {sweep} at {where} ({done}, {time.monotonic() - began:.1f}s)")
     view = f"mlflow ui --backend-store-uri {where}"
     if uri.startswith(("http://", "https://")):
         view = f"{where.rstrip('/')}/#/experiments/{experiment_id}"
@@ -188,28 +175,6 @@ def _batches(params: list, metrics: list, tags: list, logged: int, last_step: in
         yield metric_batch, param_batch, tag_batch
 
 
-def _write(client: Any, experiment_id: str, plans: list[Plan], where: str) -> None:
-    """Carry out the plans: a few requests a run, whatever its number of metrics. A value the store refuses
-    is one line that names the trial."""
-    from mlflow.entities import Metric, Param, RunTag
-
-    now = int(time.time() * 1000)
-    for name, run_id, create_tags, calls, status in plans:
-        try:
-            if run_id is None:
-                run_id = client.create_run(experiment_id, tags=create_tags, run_name=name).info.run_id
-            for metrics, params, tags in calls:
-                entities = [Metric(key, value, now, step) for key, value, step in metrics]
-                params, tags = [Param(*p) for p in params], [RunTag(*t) for t in tags]
-                client.log_batch(run_id, entities, params, tags, synchronous=True)
-            if status:
-                client.set_terminated(run_id, status)
-        except Exception as exc:
-            if (reason := _reason(exc, where)) is None or "not reachable" in reason:
-                raise
-            raise UserError(f"trial {name}: {reason}") from None
-
-
 def _new_sqlite_in_wal_mode(uri: str) -> None:
     """A new SQLite store's file made in WAL mode, which stays with it: each of MLflow's commits is then one
     write, twice as fast for a large export. A store that exists is left as it is."""
@@ -217,43 +182,3 @@ def _new_sqlite_in_wal_mode(uri: str) -> None:
     if uri.startswith("sqlite:///") and path.name and not path.exists() and path.parent.is_dir():
         with closing(sqlite3.connect(path)) as con:
             con.execute("PRAGMA journal_mode=WAL")
-
-
-@contextmanager
-def _settings(env: dict[str, str]) -> Iterator[None]:
-    """MLflow's HTTP settings for a while (the user's own, when set, win), with no INFO lines when a new
-    store's tables are made."""
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update({name: value for name, value in env.items() if saved[name] is None})
-    loggers = {logger: logger.level for logger in map(logging.getLogger, QUIET)}
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for name in (name for name, value in saved.items() if value is None):
-            os.environ.pop(name, None)
-        for logger, level in loggers.items():
-            logger.setLevel(level)
-
-
-def _reason(exc: Exception, where: str) -> str | None:
-    """The line for an error of MLflow, its HTTP client or its database, or of the OS, with no credentials
-    in it; None for any other (a bug here)."""
-    import requests
-    from mlflow.exceptions import MlflowException
-
-    known: tuple[type, ...] = (MlflowException, requests.RequestException, sqlite3.Error, OSError)
-    try:
-        import sqlalchemy  # not in mlflow-skinny
-
-        known += (sqlalchemy.exc.SQLAlchemyError,)
-    except ImportError:
-        pass
-    if not isinstance(exc, known):
-        return None
-    text = str(exc)
-    for clue, why in UNREACHABLE.items():
-        if clue in text:
-            return f"MLflow at {where} is not reachable ({why})"
-    return f"MLflow at {where}: {masked(first_line(exc))}"[:400]
