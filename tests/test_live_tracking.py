@@ -96,6 +96,7 @@ def test_a_tracker_killed_mid_sweep_costs_no_row_and_export_completes_the_runs(t
         assert sorted(runs) == sorted(run_id(SWEEP, key) for key in keys)
         assert all(sorted(run.history) == list(range(EPOCHS + 1)) for run in runs.values())
         assert {run.exit_code for run in runs.values()} == {0}
+        assert not [tag for run in runs.values() for tag in run.tags if tag.startswith("pareto=")]
 
         server, url = start_server(folder, port)  # the same store, back
         assert main(["export", SWEEP, "--to", "mlflow", "--uri", url, "--results", str(results)]) == 0

@@ -59,7 +59,7 @@ class LiveTracker:
         if self.failure is not None:
             return
         try:
-            run = trial_run(self.sweep, trial, epochs, layers)  # Pareto tags: when the sweep is exported
+            run = trial_run(self.sweep, trial, epochs, layers)  # no Pareto tag: `sweep export` adds it
         except Exception as exc:  # a bug here must not cost the sweep a row
             self._fail(f"its runs could not be made ({first_line(exc)})")
             return

@@ -75,13 +75,15 @@ def _by_trial(rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def trial_run(
-    sweep: str, trial: dict, epochs: Sequence[dict], layers: Sequence[dict], front: Set[str] = frozenset()
+    sweep: str, trial: dict, epochs: Sequence[dict], layers: Sequence[dict], front: Set[str] | None = None
 ) -> TrialRun:
     """One trial's run from its rows: its `trials` row, its `epochs` and `layers` rows, and the keys of the
-    sweep's Pareto front."""
+    sweep's Pareto front (None while the sweep runs: no `pareto` tag, since the front is not known yet)."""
     key = trial["trial_key"]
     run = TrialRun(sweep, key, params=dict(_params(trial)), final=_numbers(trial, FINAL_METRICS))
-    run.tags = {"sweep": sweep, "trial_key": key, "pareto": str(key in front).lower()}
+    run.tags = {"sweep": sweep, "trial_key": key}
+    if front is not None:
+        run.tags["pareto"] = str(key in front).lower()
     run.tags |= {name: str(trial[name]) for name in TAGS if trial.get(name) is not None}
     for row in epochs:
         run.steps.setdefault(int(row["epoch"]), {}).update(_numbers(row, EPOCH_METRICS))
