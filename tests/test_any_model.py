@@ -271,7 +271,8 @@ def test_a_dry_run_shows_the_models_layers_and_the_datas_shape(cli, tmp_path):
     result = cli("run", str(path), "--dry-run", "--results", str(tmp_path / "r"))
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert "  data: cifar10, images 3×32×32, 10 classes" in lines
+    data = "  data: cifar10, images 3×32×32, 10 classes; 45,000 training, 5,000 validation and 10,000 test"
+    assert any(line.startswith(data) for line in lines), result.out
     assert "  model: torchvision resnet18" in lines
     assert any(line.split() == ["conv1", "conv", "64×3×7×7", "1.0000", "9,408"] for line in lines)
     assert any(line.split()[:3] == ["layer1.0.conv1", "conv", "64×64×3×3"] for line in lines)

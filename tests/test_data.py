@@ -11,6 +11,7 @@ import torch
 
 import sweep.core.readers as readers_module
 from sweep.core.data import load_arrays, make_splits, read_idx
+from sweep.core.data_facts import SIZES
 from sweep.errors import DataError
 from sweep.spec import DatasetSpec
 
@@ -70,6 +71,7 @@ def test_fashion_loader_reads_data_dir_first(tmp_path):
 def test_real_fashion_mnist(fashion):
     assert fashion.train_x.shape == (60_000, 1, 28, 28)
     assert fashion.test_x.shape == (10_000, 1, 28, 28)
+    assert SIZES["fashion_mnist"] == (len(fashion.train_y), len(fashion.test_y))
     assert fashion.num_classes == 10
     assert sorted(np.unique(fashion.train_y)) == list(range(10))
     assert fashion.mean[0] == pytest.approx(0.286, abs=1e-3)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sweep.core.data import SHAPES, dataset_shape, load_arrays, make_splits
+from sweep.core.data import SHAPES, dataset_shape, dataset_sizes, load_arrays, make_splits
 from sweep.errors import DataError
 from sweep.plans.grid import dense_reference, same_capacity_widths
 from sweep.spec import DatasetSpec, parse_trial
@@ -68,6 +68,7 @@ def test_images_are_read_converted_and_resized(folder, channels, c):
     assert dataset_shape(spec(folder, channels=channels)) == (data.input_shape, data.num_classes)
     splits = make_splits(data, spec(folder, channels=channels, val_fraction=0.25), seed=0)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (14, 4, 6)
+    assert dataset_sizes(spec(folder, channels=channels, val_fraction=0.25)) == (14, 4, 6)  # from the listing
     assert splits.train.x.isfinite().all()  # rgba: the opaque images' alpha is constant, and only centred
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from sweep.core.data import SHAPES, make_splits
+from sweep.core.data_facts import SIZES
 from sweep.core.epoch import train_epoch
 from sweep.core.masks import methods
 from sweep.core.masks.allocation import active_count
@@ -46,8 +47,9 @@ def targets(cfg) -> list[int]:
     return [active_count(d, math.prod(s)) for d, s in zip(densities, shapes, strict=True)]
 
 
-def test_the_data_sets_shapes_are_known_before_loading(synthetic):
+def test_the_data_sets_shapes_and_sizes_are_known_before_loading(synthetic):
     assert SHAPES["synthetic"] == (synthetic.input_shape, synthetic.num_classes)
+    assert SIZES["synthetic"] == (len(synthetic.train_y), len(synthetic.test_y))
 
 
 def test_the_dense_reference_has_the_sparse_nets_capacity():

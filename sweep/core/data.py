@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sweep.core.image_folder import folder_shape, read_image_folder
+from sweep.core.data_facts import SHAPES, dataset_shape, dataset_sizes, split_sizes
+from sweep.core.image_folder import read_image_folder
 from sweep.core.readers import (
     DEBIAN_FASHION_MNIST,
     check_data_dir,
@@ -27,7 +28,6 @@ from sweep.core.readers import (
     read_torchvision,
 )
 from sweep.core.streaming import StreamedSplit, budget_bytes, normaliser, streamed
-from sweep.errors import DataError
 from sweep.spec import DatasetSpec
 
 __all__ = [
@@ -38,30 +38,12 @@ __all__ = [
     "Split",
     "Splits",
     "dataset_shape",
+    "dataset_sizes",
     "load_arrays",
     "make_splits",
     "read_idx",
     "to_device",
 ]
-
-# Each fixed data set's image shape (C, H, W) and number of classes, known before any file is read (plans
-# count weights with them; a test checks them against the loaded data). `dataset_shape` adds image_folder.
-SHAPES = {
-    "fashion_mnist": ((1, 28, 28), 10),
-    "mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar100": ((3, 32, 32), 100),
-    "svhn": ((3, 32, 32), 10),
-    "synthetic": ((1, 12, 12), 10),
-}
-
-
-def dataset_shape(spec: DatasetSpec) -> tuple[tuple[int, int, int], int]:
-    """The input shape (C, H, W) and the number of classes, before the data is read (image_folder: from
-    `channels`, `image_size` and the class sub-folders' names; a bad folder is a `DataError` here)."""
-    if spec.name == "image_folder":
-        return folder_shape(spec)
-    return SHAPES[spec.name]
 
 
 @dataclass(frozen=True)
@@ -197,7 +179,7 @@ def make_splits(
     elif isinstance(data, ArrayDataset):
         return _streamed_splits(data, spec, seed, torch.device(device))
     device = data.train.x.device
-    n_train, n_test, n_val = _sizes(spec, len(data.train), len(data.test))
+    n_train, n_test, n_val = split_sizes(spec, len(data.train), len(data.test))
     order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed)).to(device)
 
     def pick(index: torch.Tensor) -> Split:
@@ -219,7 +201,7 @@ def fits(data: ArrayDataset) -> bool:
 
 def _streamed_splits(data: ArrayDataset, spec: DatasetSpec, seed: int, device: torch.device) -> Splits:
     """The same subset, validation draw and test set as in memory, each a `StreamedSplit`."""
-    n_train, n_test, n_val = _sizes(spec, len(data.train_y), len(data.test_y))
+    n_train, n_test, n_val = split_sizes(spec, len(data.train_y), len(data.test_y))
     order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))
     with warnings.catch_warnings():  # read-only arrays (Ray's object store) are copied where indexed
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -235,12 +217,3 @@ def _streamed_splits(data: ArrayDataset, spec: DatasetSpec, seed: int, device: t
         test=streamed(test_x.clone(), test_y.long(), data.mean, data.std, device),
         num_classes=data.num_classes,
     )
-
-
-def _sizes(spec: DatasetSpec, train: int, test: int) -> tuple[int, int, int]:
-    """The training subset, the test subset and the validation share of the training subset."""
-    n_train, n_test = min(spec.subset or train, train), min(spec.test_subset or test, test)
-    n_val = round(spec.val_fraction * n_train)
-    if n_train - n_val < 1:
-        raise DataError(f"dataset.val_fraction: {spec.val_fraction} leaves no training samples of {n_train}")
-    return n_train, n_test, n_val

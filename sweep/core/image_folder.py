@@ -42,6 +42,13 @@ def folder_classes(spec: DatasetSpec) -> list[str]:
     return train
 
 
+def folder_sizes(spec: DatasetSpec) -> tuple[int, int]:
+    """How many images train/ and test/ hold, from the listing only."""
+    root = _root(spec)
+    classes = folder_classes(spec)
+    return tuple(sum(len(_images(root / part / name)) for name in classes) for part in ("train", "test"))
+
+
 def read_image_folder(spec: DatasetSpec) -> tuple[np.ndarray, ...]:
     """Every image of train/ then test/, as uint8 N×C×H×W with int64 labels (the class's sorted index)."""
     size, mode, channels = _image_size(spec), MODES[spec.channels or "rgb"], CHANNELS[spec.channels or "rgb"]

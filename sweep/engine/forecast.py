@@ -16,7 +16,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sweep.core.data import dataset_shape
+from sweep.core.data import dataset_shape, dataset_sizes
 from sweep.core.describe import layer_table, table_lines
 from sweep.core.masks.methods import planned_epochs
 from sweep.core.models import weight_shapes
@@ -229,7 +229,9 @@ def _model_lines(spec: SweepSpec) -> list[str]:
         named = " ".join(
             filter(None, [model.name or model.factory, json.dumps(model.kwargs) if model.kwargs else ""])
         )
-    data = f"  data: {spec.dataset.name}, images {'×'.join(map(str, input_shape))}, {classes} classes"
+    train, val, test = dataset_sizes(spec.dataset)
+    data = f"  data: {spec.dataset.name}, images {'×'.join(map(str, input_shape))}, {classes} classes; "
+    data += f"{train:,} training, {val:,} validation and {test:,} test samples a trial"
     if spec.kind in ("sc_sdc", "snas") and model.built_in:  # the grid or the search sets the widths
         return [data]
     varied = " (the spec's own; its cells vary it)" if spec.kind != "single" else ""
