@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sweep.core.data_factory import read_factory
 from sweep.core.data_facts import SHAPES, dataset_shape, dataset_sizes, split_sizes
 from sweep.core.image_folder import read_image_folder
 from sweep.core.readers import (
@@ -121,6 +122,8 @@ def load_arrays(spec: DatasetSpec) -> ArrayDataset:
         train_x, train_y, test_x, test_y = read_image_folder(spec)
     elif spec.name == "synthetic":
         train_x, train_y, test_x, test_y = read_synthetic()
+    elif spec.name == "factory":
+        train_x, train_y, test_x, test_y = read_factory(spec)
     else:
         if spec.data_dir:
             check_data_dir(spec)

@@ -1,9 +1,11 @@
 """What is known of a data set before its images are read: the image shape and the number of classes, and
-how many samples each split gets (the fixed data sets' sizes; an image folder's, from its listing). Plans
+how many samples each split gets (the fixed data sets' sizes; an image folder's, from its listing; a
+factory's data is read for them). Plans
 count weights with the shapes, and `sweep run --dry-run` prints both; tests check them against loaded data."""
 
 from __future__ import annotations
 
+from sweep.core.data_factory import factory_shape, factory_sizes
 from sweep.core.image_folder import folder_shape, folder_sizes
 from sweep.errors import DataError
 from sweep.spec import DatasetSpec
@@ -29,15 +31,18 @@ SIZES = {  # (training samples, test samples) as published (SVHN: without its `e
 def dataset_shape(spec: DatasetSpec) -> tuple[tuple[int, int, int], int]:
     """The input shape (C, H, W) and the number of classes, before the data is read (image_folder: from
     `channels`, `image_size` and the class sub-folders' names; a bad folder is a `DataError` here)."""
+    if spec.factory and spec.name != "factory":
+        raise DataError(f"dataset.factory: set for dataset.name {spec.name}; it is for name factory only")
     if spec.name == "image_folder":
         return folder_shape(spec)
-    return SHAPES[spec.name]
+    return factory_shape(spec) if spec.name == "factory" else SHAPES[spec.name]
 
 
 def dataset_sizes(spec: DatasetSpec) -> tuple[int, int, int]:
     """How many samples a trial trains on, validates on and tests on (after `subset`, `test_subset` and
     `val_fraction`), before the data is read."""
-    train, test = folder_sizes(spec) if spec.name == "image_folder" else SIZES[spec.name]
+    sizes = {"image_folder": folder_sizes, "factory": factory_sizes}.get(spec.name)
+    train, test = sizes(spec) if sizes else SIZES[spec.name]
     n_train, n_test, n_val = split_sizes(spec, train, test)
     return n_train - n_val, n_val, n_test
 

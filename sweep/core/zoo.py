@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib
 import json
 from collections.abc import Callable, Sequence
 
@@ -23,7 +22,7 @@ from sweep.core.wrn import WideResNet
 from sweep.errors import SpecError, first_line
 from sweep.spec import ModelSpec, config_to_dict
 from sweep.spec.convert import build_dataclass
-from sweep.spec.factory_source import importable_here
+from sweep.spec.factory_source import factory_function
 
 Builder = Callable[[], nn.Module]
 
@@ -113,25 +112,6 @@ def _builder(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) ->
         return lambda: timm.create_model(spec.name, **settings)
     factory = factory_function(spec.factory)
     return lambda: factory(input_shape=input_shape, num_classes=num_classes, **kwargs)
-
-
-def factory_function(path: str | None) -> Callable[..., nn.Module]:
-    """The callable `package.module:function` names (imported here, so on every worker that builds it)."""
-    module_name, _, function_name = (path or "").partition(":")
-    if not module_name or not function_name:
-        raise SpecError(f"model.factory: {path!r} is not 'package.module:function'")
-    importable_here()
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # the user's code: any error it raises on import is theirs to see, in one line
-        raise SpecError(
-            f"model.factory: cannot import {module_name!r} ({type(exc).__name__}: {first_line(exc)}); it "
-            "must be importable on every worker (in the job's working directory or a package installed there)"
-        ) from None
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise SpecError(f"model.factory: module {module_name!r} has no function {function_name!r}")
-    return function
 
 
 def _check_name(spec: ModelSpec, names: Sequence[str]) -> None:

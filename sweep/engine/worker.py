@@ -12,6 +12,7 @@ no DuckDB, no pandas): a new worker is ready sooner.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import time
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from sweep.core.numerics import flush_subnormals
 from sweep.core.train import EpochReport, train_trial
 from sweep.plans.types import PLANNED
 from sweep.spec import DatasetSpec, TrialConfig, parse_trial
+from sweep.spec.factory_source import factory_source
 from sweep.store.location import open_filesystem
 
 # The Tune config key of a proposal whose configuration already finished: its result, reported again.
@@ -183,7 +185,10 @@ def on_device(key: str, arrays: ArrayDataset, device: torch.device) -> DeviceDat
 
 def dataset_key(spec: DatasetSpec) -> str:
     """Trials that read the same files the same way share one loaded copy of the data set."""
-    return f"{spec.name}|{spec.data_dir}|{spec.download}|{spec.image_size}|{spec.channels}"
+    key = f"{spec.name}|{spec.data_dir}|{spec.download}|{spec.image_size}|{spec.channels}"
+    if spec.factory:  # and an edited factory's data is other data
+        key += f"|{spec.factory}|{factory_source(spec.factory)}|{json.dumps(spec.kwargs, sort_keys=True)}"
+    return key
 
 
 def trial_name(trial: Any) -> str:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "svhn", "synthetic", "image_folder")
+DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "svhn", "synthetic", "image_folder", "factory")
 CHANNELS = ("grey", "rgb", "rgba")
 # The project's own MLP and CNN (`core/models.py`), its CIFAR Wide ResNet (`core/wrn.py`), and the user's
 # model: a torchvision or timm builder by name, or a `package.module:function` factory (`core/zoo.py`).

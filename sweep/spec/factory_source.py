@@ -1,13 +1,19 @@
-"""Which version of a model factory's code a trial ran: a hash of its module's source, in the trial key, so
-an edited factory is never mistaken for the old one. Reads the file; imports only the module's parents."""
+"""The user's factories (a model's, a data set's), named `package.module:function`: the callable itself, and
+which version of its code a trial ran: a hash of its module's source, in the trial key, so an edited factory
+is never mistaken for the old one (that reads the file and imports only the module's parents)."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
+
+from sweep.errors import SpecError, first_line
 
 
 def factory_source(path: str) -> str:
@@ -36,3 +42,23 @@ def importable_here() -> None:
     spec imports from the `sweep` command too."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+
+
+def factory_function(path: str | None, field: str = "model.factory") -> Callable[..., Any]:
+    """The callable `package.module:function` names, imported here (so on every worker that calls it); a
+    path that is not one, a module that does not import, or a missing function is one line naming `field`."""
+    module_name, _, function_name = (path or "").partition(":")
+    if not module_name or not function_name:
+        raise SpecError(f"{field}: {path!r} is not 'package.module:function'")
+    importable_here()
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's code: any error it raises on import is theirs to see, in one line
+        raise SpecError(
+            f"{field}: cannot import {module_name!r} ({type(exc).__name__}: {first_line(exc)}); it "
+            "must be importable on every worker (in the job's working directory or a package installed there)"
+        ) from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise SpecError(f"{field}: module {module_name!r} has no function {function_name!r}")
+    return function

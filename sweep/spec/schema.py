@@ -52,6 +52,8 @@ class DatasetSpec:
     test_subset: int | None = field(default=None, metadata=opt(gt=0, le=MAX_COUNT))
     image_size: int | None = field(default=None, metadata=opt(gt=0, le=4096))  # image_folder: resized to
     channels: str | None = field(default=None, metadata=opt(choices=CHANNELS))  # image_folder: rgb if unset
+    factory: str | None = None  # factory: "package.module:function" returning the data (core/data_factory.py)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # factory: passed to it
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ class TrialConfig:
         changed = {k: v for k, v in flat.items() if k not in KEYLESS and v != defaults.get(k)}
         if self.model.factory:  # the factory's code: an edited factory is another model
             changed["model.factory_source"] = factory_source(self.model.factory)
+        if self.dataset.factory:  # likewise another data set
+            changed["dataset.factory_source"] = factory_source(self.dataset.factory)
         text = json.dumps(changed, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
