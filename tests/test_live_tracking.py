@@ -137,3 +137,23 @@ def test_an_unknown_or_repeated_tracker_is_refused_in_one_line(tmp_path, capsys,
     code = main(["run", str(spec), "--results", str(tmp_path / "r"), *tracks])
     err = capsys.readouterr().err
     assert code == 2 and why in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_specs_track_section_names_each_tracker_and_a_typo_is_one_line(tmp_path, capsys):
+    from sweep.cli.tracking import live_tracker, with_track_option
+    from sweep.spec import load_spec
+
+    text = GRID + "track: {mlflow: {uri: null}, tensorboard: {logdir: tb}, wandb: {online: true}}\n"
+    spec = load_spec(write_spec(tmp_path / "tracked.yaml", text))
+    trackers = live_tracker(spec, str(tmp_path / "r"))
+    labels = [tracker.sink.label for tracker in trackers.trackers]
+    mlflow = f"MLflow at sqlite:///{tmp_path / 'mlflow.db'}"
+    assert labels == [mlflow, f"TensorBoard in tb/{SWEEP}", "W&B online"]
+    only = live_tracker(with_track_option(spec, ["wandb=wb"]), str(tmp_path / "r"))  # the option replaces
+    assert [tracker.sink.label for tracker in only.trackers] == ["W&B offline in wb/wandb"]
+    assert live_tracker(with_track_option(spec, ["none"]), str(tmp_path / "r")) is None
+
+    typo = write_spec(tmp_path / "typo.yaml", GRID + "track: {wandb: {onlin: true}}\n")
+    code = main(["run", str(typo), "--dry-run", "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "onlin" in err and len(err.strip().splitlines()) == 1, err

@@ -54,6 +54,8 @@ def writers(runs: int, env: dict[str, str]) -> Iterator[list[Popen]]:
             if worker.poll() is None:
                 worker.kill()
             worker.wait()
+            for pipe in (worker.stdin, worker.stderr):
+                pipe.close()  # type: ignore[union-attr]
 
 
 def write_plans(started: list[Popen], uri: str, experiment_id: str, plans: list[Plan], where: str) -> None:
@@ -62,8 +64,12 @@ def write_plans(started: list[Popen], uri: str, experiment_id: str, plans: list[
     trial."""
     count = min(len(started), len(plans) // MIN_SHARE)
     for i, worker in enumerate(started):  # a worker that gets None has nothing to do
-        with worker.stdin:  # type: ignore[union-attr]
-            pickle.dump((uri, experiment_id, plans[i::count], where) if i < count else None, worker.stdin)
+        try:
+            with worker.stdin:  # type: ignore[union-attr]
+                share = (uri, experiment_id, plans[i::count], where) if i < count else None
+                pickle.dump(share, worker.stdin)
+        except BrokenPipeError:  # it ended before it read: its exit code and its lines say why, below
+            pass
     if not count:
         _write(uri, experiment_id, plans, where)
     ended = [(worker.stderr.read(), worker.wait()) for worker in started]  # type: ignore[union-attr]
