@@ -220,7 +220,7 @@ def test_large_runs_go_in_batches_within_mlflows_limits_and_a_refused_name_is_on
 def test_a_search_exports_in_a_few_requests_a_trial_and_again_in_none(tmp_path, monkeypatch, capsys):
     """100 trials of a search of 10 epochs (11 steps of 28 metrics, 57 params, 17 final metrics a trial):
     three write requests a trial, whatever its metrics; exporting again writes nothing. (A 1,000-trial search
-    took 83 s into a local SQLite store on this project's 2-core machine, nearly all in MLflow's store.)"""
+    took 44 s into a local SQLite store on an idle 2-core machine, nearly all in MLflow's store.)"""
     runs = _synthetic(100)
     calls = _count_calls(monkeypatch)
     uri = f"sqlite:///{tmp_path / 'm.db'}"
