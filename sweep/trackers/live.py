@@ -17,6 +17,7 @@ tables, the printed lines or Ray.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,6 +55,17 @@ class LiveTracker:
         self._wake = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None  # started by the first rows: a sweep refused sends none
+        self._prepared = threading.Event()
+        threading.Thread(target=self._prepare, name="sweep-tracking-load", daemon=True).start()
+
+    def _prepare(self) -> None:
+        """The tracker's library loads (and a new local store is made) while the sweep starts, before its
+        trials compete for the CPU; what fails here, the first round reports."""
+        try:
+            with contextlib.suppress(Exception):
+                self.sink.prepare()
+        finally:
+            self._prepared.set()
 
     def rows(self, trial: dict, epochs: Sequence[dict], layers: Sequence[dict]) -> None:
         if self.failure is not None:
@@ -92,6 +104,7 @@ class LiveTracker:
     def _send(self) -> None:
         """The tracker's thread: the latest snapshots, a round at a time; at the end one last round, which
         also ends the sweep's parent run where the tracker has one."""
+        self._prepared.wait(CLOSE_WAIT_S)
         while True:
             with self._wake:
                 while not self._latest and not self._closing:

@@ -63,7 +63,7 @@ def export_mlflow(
     live sweep's). An unreachable server, a param MLflow holds with another value, or MLflow not installed
     is one line."""
     try:
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # noqa: F401  (MLflow is there: else one line)
     except ImportError:
         raise UserError(f"exporting to MLflow needs the mlflow package: {INSTALL}") from None
     uri = uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
@@ -71,8 +71,7 @@ def export_mlflow(
     try:
         with writers(len(runs), EXPORT_ENV) as workers:
             with settings(PROBE_ENV):
-                _new_sqlite_in_wal_mode(uri)
-                client = MlflowClient(tracking_uri=uri)
+                client = open_store(uri)
                 experiment_id = _experiment(client, sweep, where)
             with settings(EXPORT_ENV):
                 held = _held_runs(client, experiment_id, sweep)
@@ -97,6 +96,15 @@ def export_mlflow(
     if uri.startswith(("http://", "https://")):
         view = f"{where.rstrip('/')}/#/experiments/{experiment_id}"
     return view
+
+
+def open_store(uri: str) -> Any:
+    """An `MlflowClient` of the store or server at `uri` (a new SQLite store made in WAL mode, its tables
+    made); MLflow keeps one store per URI in the process, so a later client finds it made."""
+    from mlflow.tracking import MlflowClient
+
+    _new_sqlite_in_wal_mode(uri)
+    return MlflowClient(tracking_uri=uri)
 
 
 def _experiment(client: Any, sweep: str, where: str) -> str:

@@ -22,6 +22,9 @@ def _quiet(_: str) -> None:
 class Sink(Protocol):
     label: str  # e.g. "MLflow at sqlite:///..."; never holds credentials
 
+    def prepare(self) -> None:
+        """Load the tracker's library (writing nothing), before the trials compete for the CPU."""
+
     def send(self, runs: list[TrialRun], ended: bool) -> None:
         """A round of snapshots; `ended`: the sweep's last. Raises what the tracker raised."""
 
@@ -32,6 +35,13 @@ class Sink(Protocol):
 class MlflowSink:
     def __init__(self, sweep: str, uri: str) -> None:
         self.sweep, self.uri, self.label = sweep, uri, f"MLflow at {masked(uri)}"
+
+    def prepare(self) -> None:
+        """A local store's tables are made here too (a new SQLite store takes seconds of CPU to make)."""
+        from sweep.trackers.mlflow_export import open_store
+
+        with settings(MLFLOW_REQUESTS):
+            open_store(self.uri)
 
     def send(self, runs: list[TrialRun], ended: bool) -> None:
         from sweep.trackers.mlflow_export import export_mlflow
@@ -51,6 +61,10 @@ class TensorboardSink:
         self.sweep, self.logdir, self.label = sweep, logdir, f"TensorBoard in {logdir / sweep}"
         self._seen: dict[str, TrialRun] = {}
 
+    def prepare(self) -> None:
+        import tensorboard.plugins.hparams.api_pb2  # noqa: F401
+        import torch.utils.tensorboard  # noqa: F401
+
     def send(self, runs: list[TrialRun], ended: bool) -> None:
         from sweep.trackers.tensorboard_export import export_tensorboard
 
@@ -69,6 +83,9 @@ class WandbSink:
     def __init__(self, sweep: str, folder: Path, online: bool) -> None:
         self.sweep, self.folder, self.online = sweep, folder, online
         self.label = "W&B online" if online else f"W&B offline in {folder / 'wandb'}"
+
+    def prepare(self) -> None:
+        import wandb  # noqa: F401
 
     def send(self, runs: list[TrialRun], ended: bool) -> None:
         from sweep.trackers.wandb_export import export_wandb
