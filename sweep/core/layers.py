@@ -239,9 +239,10 @@ class MaskEnforcer:
 
     A masked weight starts at 0.0 and its gradient is 0.0, so momentum, Adam and RMSProp moments, Adagrad
     sums and weight decay (coupled or decoupled) all leave it at exactly 0.0: every update is a product with
-    zero. One fused multiply per step covers all layers. `mask_weights` re-applies the masks to the weights;
-    the trainer calls it once per epoch as a safety net (it changes nothing unless a non-finite value crept
-    in), which is much cheaper than once per step.
+    zero. One fused multiply per step covers all layers. `mask_weights` sets every masked weight to exactly
+    zero; the trainer calls it once per epoch as a safety net, which is much cheaper than once per step. It
+    fills rather than multiplies: a non-finite gradient (a bf16 step that overflowed) leaves NaN or inf at a
+    masked position through the multiply, and NaN × 0 is NaN.
     """
 
     def __init__(self, layers: list[nn.Module]) -> None:
@@ -255,5 +256,5 @@ class MaskEnforcer:
 
     @torch.no_grad()
     def mask_weights(self) -> None:
-        if self._weights:
-            torch._foreach_mul_(self._weights, self._masks)
+        for weight, mask in zip(self._weights, self._masks, strict=True):
+            weight.masked_fill_(mask == 0, 0.0)
