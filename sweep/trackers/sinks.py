@@ -8,11 +8,9 @@ import shlex
 from pathlib import Path
 from typing import Protocol
 
+from sweep.trackers.mlflow_export import PROBE_ENV as FAIL_FAST  # a tracker down must not hold the end
 from sweep.trackers.mlflow_writes import masked, settings
 from sweep.trackers.runs import TrialRun
-
-# Each MLflow request fails fast: a tracker that is down or hung must not hold the last epochs for minutes.
-MLFLOW_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 def _quiet(_: str) -> None:
@@ -40,13 +38,13 @@ class MlflowSink:
         """A local store's tables are made here too (a new SQLite store takes seconds of CPU to make)."""
         from sweep.trackers.mlflow_export import open_store
 
-        with settings(MLFLOW_REQUESTS):
+        with settings(FAIL_FAST):
             open_store(self.uri)
 
     def send(self, runs: list[TrialRun], ended: bool) -> None:
         from sweep.trackers.mlflow_export import export_mlflow
 
-        with settings(MLFLOW_REQUESTS):
+        with settings(FAIL_FAST):
             export_mlflow(runs, self.sweep, self.uri, echo=_quiet, sweep_ended=ended)
 
     def export_options(self) -> str:
