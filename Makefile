@@ -68,6 +68,7 @@ test-latest:
 lint: install
 	$(BIN)/ruff check sweep tests
 	$(BIN)/ruff format --check sweep tests
+	$(BIN)/python .ci/repeated_blocks.py sweep
 
 # Re-run the paper's findings at small scale (results/reproduction/FINDINGS.md and "Reproducing the paper" in
 # README.md): each sweep, then its report, one after another.

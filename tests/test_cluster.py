@@ -115,7 +115,7 @@ def test_a_trial_waits_a_bounded_time_for_a_gpu_the_cluster_lacks(head, tmp_path
     assert "sweep resume needs-gpu" in line
     assert stored_trials(tmp_path / "r", "needs-gpu") == []  # nothing trained, nothing recorded
     state = ResultsStore(tmp_path / "r").sweep_state("needs-gpu")
-    assert state is not None and state["stage"] == "main"  # resumable, not marked done
+    assert state is not None and state.stage == "main"  # resumable, not marked done
 
 
 def stored_trials(root: Path, name: str) -> list[dict]:

@@ -8,9 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from sweep.engine.lease import driver_lease
 from sweep.engine.submit import upload_files
 from sweep.store import ResultsStore
+from sweep.store.lease import driver_lease
 
 from .conftest import write_spec
 from .s3server import s3 as s3  # the fixture

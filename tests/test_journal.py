@@ -14,6 +14,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from sweep.errors import ResultsError
 from sweep.store import ResultsStore
+from sweep.store.sweep_state import SweepState
 
 from .s3server import BUCKET
 from .s3server import s3 as s3  # the fixture
@@ -74,7 +75,7 @@ def test_a_damaged_journal_line_is_one_error_naming_the_file_and_the_line(s3, tm
 
 def test_status_on_a_bucket_takes_few_requests(s3, cli):
     store = ResultsStore(RESULTS)
-    store.save_sweep_state({"name": "a", "stage": "done", "spec": {"kind": "sc_sdc"}})
+    store.save_sweep_state(SweepState("a", {"kind": "sc_sdc"}, stage="done"))
     for key in ("k1", "k2"):  # a dense and a sparse trial
         store.write("trials", "a", key, [{"trial_key": key, "kind": "sc_sdc", "status": "done"}])
         store.write("epochs", "a", key, [{"trial_key": key, "epoch": 1}])

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from sweep.engine.moved import MOVED
+
 from .conftest import ROOT, write_spec
 
 PACKAGE = ROOT / "sweep"
@@ -41,6 +43,8 @@ CONTRACTS = {
     "bench": ({"ray"}, {"cli", "report"}),
     "cli": ({"ray"}, set()),
     "errors": (set(), set(LAYERS)),
+    "echo": (set(), set(LAYERS)),
+    "ray_env": ({"ray"}, set(LAYERS)),  # set before Ray is imported
 }
 
 
@@ -116,7 +120,8 @@ def test_every_module_belongs_to_a_layer():
     stray = [p for p in modules() if layer_of(p) is None and p.parent != PACKAGE]
     assert stray == []
     top_level = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert top_level == ["__init__.py", "__main__.py", "errors.py"]
+    # beside the entry points, only the leaves every layer may use: errors, output lines, Ray's environment
+    assert top_level == ["__init__.py", "__main__.py", "echo.py", "errors.py", "ray_env.py"]
 
 
 @pytest.mark.parametrize(
@@ -206,3 +211,75 @@ def test_the_code_map_names_every_module_and_no_other():
     assert sorted(packages - set(rows)) == [], "packages without a row in the code map"
     top = {str(f.relative_to(ROOT)) for f in PACKAGE.glob("*.py")}
     assert top == named_files, "top-level modules of sweep/ and the code map's rows for them differ"
+
+
+def trial_path() -> list[str]:
+    """The files the README's trial path names, in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("One trial's path") :]
+    section = section[: section.index("\n\n", section.index("\n1. "))]
+    return list(dict.fromkeys(re.findall(r"^\d+\. `([a-z_/]+\.py)`", section, flags=re.MULTILINE)))
+
+
+def import_closure(module: str) -> set[Path]:
+    """Every module of the package that `module` imports, at any depth, itself included."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for candidate in (
+            PACKAGE.parent / f"{'/'.join(parts)}.py",
+            PACKAGE.parent / "/".join(parts) / "__init__.py",
+        ):
+            if candidate.is_file() and candidate not in seen:
+                seen.add(candidate)
+                todo.extend(n for n in imports_of(candidate.read_text()) if n.startswith("sweep"))
+    return seen
+
+
+def test_the_trial_path_follows_one_trial_in_at_most_eight_files():
+    """Each step of the README's trial path is a file the sweep's driver reaches through its imports, from the
+    spec's loader to the table writer, in at most eight files."""
+    path = trial_path()
+    assert path[0] == "spec/load.py" and path[-1] == "store/tables.py"
+    assert 1 < len(path) <= 8, path
+    reached = {str(p.relative_to(PACKAGE)) for p in import_closure("sweep.engine.driver")}
+    assert [step for step in path if step not in reached] == []
+
+
+def _repeated_blocks(*folders: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / ".ci" / "repeated_blocks.py"), *map(str, folders)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_no_block_of_six_code_lines_repeats_in_the_package():
+    result = _repeated_blocks(PACKAGE)
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_repeated_block_check_names_both_places_of_a_copy(tmp_path):
+    body = "".join(f"    total = total + {n} * value\n" for n in range(6))
+    (tmp_path / "a.py").write_text(f'"""A."""\n\n\ndef one(value):\n    total = 0\n{body}    return total\n')
+    (tmp_path / "b.py").write_text(f"def two(value):\n    total = 1\n{body}    return -total\n")
+    (tmp_path / "c.py").write_text("import os\nimport sys\nimport re\nimport ast\nimport json\nimport math\n")
+    (tmp_path / "d.py").write_text("import os\nimport sys\nimport re\nimport ast\nimport json\nimport math\n")
+    result = _repeated_blocks(tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [f"repeated block of code: {tmp_path}/a.py:6, {tmp_path}/b.py:3"]
+
+
+@pytest.mark.parametrize(
+    "old", ["sweep.engine.checkpoints", "sweep.engine.replay", "sweep.engine.study_searcher"]
+)
+def test_a_moved_module_s_old_path_gives_the_module_at_its_new_one(old):
+    """Tune pickles class paths into a sweep's saved state: what a sweep interrupted before a move names."""
+    import pickle
+
+    new = importlib.import_module(MOVED[old])
+    assert importlib.import_module(old) is new
+    classes = [v for v in vars(new).values() if isinstance(v, type) and v.__module__ == new.__name__]
+    assert classes
+    for cls in classes:
+        saved = pickle.dumps(cls, protocol=0).replace(new.__name__.encode(), old.encode())
+        assert pickle.loads(saved) is cls

@@ -14,7 +14,7 @@ import pytest
 
 from sweep.store import ResultsStore
 from sweep.store.deadline import DEADLINE_ENV, TERM_ENV
-from sweep.store.lease import LeaseFile, SweepBusy
+from sweep.store.lease_file import LeaseFile, SweepBusy
 
 from . import drivers
 from .conftest import tiny_grid, write_spec

@@ -74,7 +74,8 @@ def test_a_printed_resume_command_runs_as_printed_in_a_shell(cli, tmp_path):
     )
     store = ResultsStore(results)
     state = first_state(spec, "run", store)
-    store.save_sweep_state({**state, "stage": "done"})  # a sweep that ended, whose one file is damaged now
+    state.stage = "done"
+    store.save_sweep_state(state)  # a sweep that ended, whose one file is damaged now
     damaged = results / "trials" / "sweep=quoted" / "part-k.parquet"
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(b"not parquet")

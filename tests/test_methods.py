@@ -88,7 +88,7 @@ def test_counts_are_exact_after_every_update_and_masked_weights_stay_zero_after_
     epochs = masks.total_epochs(cfg.train.epochs) if method == "imp" else steps
     for epoch in range(1, epochs + 1):
         masks.before_epoch(epoch)
-        train_epoch(model, batch, training.optimizer, training.enforcer, cfg.train, epoch, masks, epoch - 1)
+        train_epoch(training, batch, epoch, epoch - 1)
         masks.after_epoch(epoch)
         now = [int(layer.dense_mask().sum()) for layer in model.weight_layers]
         assert now == [layer.active_weights for layer in model.weight_layers]
@@ -225,7 +225,7 @@ def test_imp_rewinds_the_kept_weights_to_the_saved_ones_and_restarts_the_optimiz
     training = Training(model, cfg.train, masks)
     initial = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith("mask")}
     for epoch in range(1, 4):  # level 0 trains the dense net
-        train_epoch(model, splits.train, training.optimizer, training.enforcer, cfg.train, epoch, masks)
+        train_epoch(training, splits.train, epoch)
     trained = [layer.weight.detach().clone() for layer in model.weight_layers]
     optimizer = training.optimizer
     masks.before_epoch(4)  # the first epoch of level 1: prune, rewind, restart

@@ -20,7 +20,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from sweep.store import ResultsStore, query
 from sweep.store.compaction import compact
-from sweep.store.lease import LeaseFile, SweepBusy
+from sweep.store.lease_file import LeaseFile, SweepBusy
 
 from . import drivers
 from .clusters import lose, start_cluster

@@ -133,7 +133,7 @@ def test_resume_after_the_failed_write_loses_and_doubles_nothing(interrupted_by_
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     spec, results = interrupted_by_a_failed_write["spec"], interrupted_by_a_failed_write["results"]
     assert len(whole(results, "writes", spec, 8)) == 12
-    assert ResultsStore(results).sweep_state("writes")["stage"] == "done"
+    assert ResultsStore(results).sweep_state("writes").stage == "done"
 
 
 @pytest.fixture

@@ -274,7 +274,7 @@ def test_a_sweep_whose_reader_goes_away_runs_to_its_end_quietly(tmp_path):
     assert result.stdout.startswith("sweep piped (sc_sdc) on an embedded local Ray")
     trials = ResultsStore(tmp_path / "r").rows("trials", "piped")
     assert len(trials) == 8 and all(t["status"] == "done" for t in trials)  # every trial, with no reader
-    assert ResultsStore(tmp_path / "r").sweep_state("piped")["stage"] == "done"
+    assert ResultsStore(tmp_path / "r").sweep_state("piped").stage == "done"
 
 
 PIPED_GRID = tiny_grid("piped", "{sparse_width: 16, ratios: [0.5, 0.25], depths: [1], seeds: [0, 1]}")

@@ -10,7 +10,7 @@ from optuna.storages.journal import JournalFileBackend
 from ray import cloudpickle
 from ray.tune.search import Searcher
 
-from sweep.engine.searcher import make_searcher
+from sweep.engine.search.searcher import make_searcher
 from sweep.plans.snas import make_template
 from sweep.spec import parse_spec
 
@@ -84,3 +84,24 @@ def test_the_same_seed_proposes_the_same_first_trials(sampler, tmp_path):
         for i in range(3):
             searcher.suggest(f"t{i}")
     assert study_params(tmp_path / "a.log") == study_params(tmp_path / "b.log")
+
+
+def test_a_searcher_saved_under_its_module_s_old_path_restores(tmp_path):
+    """Tune's state of a search interrupted before the searcher's module moved (`sweep.engine.search`) names
+    the old path: unpickling it gets the class at the new one, and the search goes on."""
+    import pickle
+
+    import sweep.engine.search.study_searcher as moved
+
+    journal = tmp_path / "state.optuna.log"
+    searcher = new_searcher(search_spec("tpe"), journal)
+    assert searcher.suggest("t0")
+    finish(searcher, "t0", 0.5)
+    pickled = pickle.dumps(searcher, protocol=0)  # names its classes on lines of their own
+    before = pickled.replace(b"sweep.engine.search.study_searcher", b"sweep.engine.study_searcher")
+    assert b"sweep.engine.search.study_searcher" not in before  # as the code before the move wrote it
+    restored = pickle.loads(before)
+    assert type(restored) is moved.StudySearcher
+    assert restored.suggest("t1")
+    finish(restored, "t1", 0.6)
+    assert len(study_params(journal)) == 2

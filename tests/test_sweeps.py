@@ -14,7 +14,7 @@ import torch
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from sweep.engine.searcher import make_searcher
+from sweep.engine.search.searcher import make_searcher
 from sweep.plans.sc_sdc import sc_sdc_trials
 from sweep.plans.snas import make_template
 from sweep.plans.types import PLANNED
@@ -247,7 +247,7 @@ def test_ctrl_c_then_resume(tmp_path):
     assert proc.returncode == 130, output
     assert "sweep grid-test was interrupted; continue it with 'sweep resume grid-test" in output
     assert f"tracking sweep grid-test live in MLflow at {tracking}" in output
-    assert ResultsStore(results).sweep_state("grid-test")["stage"] == "main"
+    assert ResultsStore(results).sweep_state("grid-test").stage == "main"
     again = drivers.sweep("run", spec, "--results", results)
     assert again.returncode == 2
     assert "was interrupted; no driver runs it now: continue it with 'sweep resume grid-test" in again.stderr

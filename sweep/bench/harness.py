@@ -97,7 +97,7 @@ class Trainer:
         self.tcfg = tcfg
 
     def epoch(self, data: Split) -> None:
-        train_epoch(self.model, data, self.optimizer, self.enforcer, self.tcfg, 1)
+        train_epoch(self.training, data, 1)
 
 
 def chunk(splits: Splits, settings: Settings) -> Split:

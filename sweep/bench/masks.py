@@ -30,9 +30,7 @@ def rigl_cost(splits: Splits, settings: Settings) -> Result:
 
     def rigl_epoch() -> None:
         epoch = next(epochs)
-        train_epoch(
-            model, splits.train, rigl.optimizer, rigl.enforcer, LONG, epoch, masks, (epoch - 1) * steps
-        )
+        train_epoch(rigl, splits.train, epoch, (epoch - 1) * steps)
 
     times_a, times_b = alternate(rigl_epoch, lambda: static.epoch(splits.train), settings, _repeats(settings))
     return paired(

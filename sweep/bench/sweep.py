@@ -42,7 +42,7 @@ def sweep_cost(settings: Settings) -> Result:
     serial side loads the data once and trains each trial with the threads a worker gets. The fixed cost of
     starting Ray, its workers and torch in them is part of the sweep's wall and is recorded apart as well.
     """
-    from sweep.engine.tuner import run_sweep  # loads Ray: only when this comparison runs
+    from sweep.engine.driver import run_sweep  # loads Ray: only when this comparison runs
 
     spec = bench_spec(settings)
     epochs = spec.train.epochs

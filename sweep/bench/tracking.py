@@ -26,8 +26,8 @@ def tracking_cost(settings: Settings) -> Result:
         import mlflow  # noqa: F401
     except ImportError:
         raise UserError(f"tracking_overhead needs the mlflow package: {INSTALL}") from None
+    from sweep.engine.driver import run_sweep
     from sweep.engine.session import ray_session  # loads Ray: only when this comparison runs
-    from sweep.engine.tuner import run_sweep
     from sweep.engine.watchers import watching
     from sweep.trackers.live import LiveTracker
     from sweep.trackers.mlflow_export import open_store

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
 from sweep.cli.output import QuietPipe
 from sweep.cli.parser import build_parser
 from sweep.errors import Interrupted, UserError
+from sweep.ray_env import set_ray_environment
 from sweep.store.location import is_uri, settle, store_failure
-
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    for key, value in RAY_ENV.items():
-        os.environ.setdefault(key, value)
+    set_ray_environment()
     original, sys.stdout = sys.stdout, QuietPipe(sys.stdout)
     try:
         code = _run(argv)

@@ -15,15 +15,15 @@ from sweep.errors import UserError
 from sweep.store.location import is_s3, missing_bucket, shown
 
 if TYPE_CHECKING:
-    from sweep.engine.tuner import SweepResult
+    from sweep.engine.driver import SweepResult
     from sweep.spec import SweepSpec
     from sweep.store import ResultsStore
 
 
 def train(args: argparse.Namespace) -> int:
-    from sweep.engine.lease import driver_lease
     from sweep.spec import load_spec
     from sweep.store import ResultsStore
+    from sweep.store.lease import driver_lease
 
     spec = load_spec(args.spec, args.overrides)
     store = ResultsStore(args.results)
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _loopback_env(args.address or spec.ray.address)
     from sweep.cli.tracking import live_tracker
-    from sweep.engine.tuner import run_sweep
+    from sweep.engine.driver import run_sweep
     from sweep.engine.watchers import watching
 
     with watching(spec.name, live_tracker(spec, args.results)):
@@ -98,14 +98,12 @@ def _loopback_env(address: str | None) -> None:
 
 
 def submit(args: argparse.Namespace) -> int:
-    from sweep.engine.submit import submit_sweep
+    from sweep.engine.submit import JobOptions, submit_sweep
     from sweep.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)
-    forward = args.forward_credentials
-    _, status = submit_sweep(
-        spec, args.address, args.results, follow=args.follow, forward_credentials=forward
-    )
+    options = JobOptions(follow=args.follow, forward_credentials=args.forward_credentials)
+    _, status = submit_sweep(spec, args.address, args.results, options)
     return 0 if status in (None, "SUCCEEDED") else 1
 
 
@@ -126,7 +124,7 @@ def resume(args: argparse.Namespace) -> int:
     _check_name(args.name)
     _loopback_env(args.address)
     from sweep.cli.tracking import resumed_tracker
-    from sweep.engine.tuner import resume_sweep
+    from sweep.engine.driver import resume_sweep
     from sweep.engine.watchers import watching
 
     with watching(args.name, resumed_tracker(args.name, args.results, args.track)):

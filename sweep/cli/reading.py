@@ -40,12 +40,13 @@ def status(args: argparse.Namespace) -> int:
         raise UserError(f"no sweep named {args.name!r} in {args.results} (sweeps there: {known})")
     print_frame(status_table(rows, states), "table")
     if args.name:
-        spec = states.get(args.name, {}).get("spec", {})
+        state = states.get(args.name)
+        spec = state.spec if state else {}
         kind = spec.get("kind") or (rows[args.name][0]["kind"] if rows[args.name] else "single")
         metric = sweep_metric(spec, kind)
         print(f"\nbest trials (by {metric}):")
         print_frame(leaderboard(rows[args.name], metric, top=5), "table")
-        history = history_lines(states.get(args.name, {}))
+        history = history_lines(state) if state else []
         if history:
             print("\nruns (0: the first; each growth after it):")
             print("\n".join(history))
@@ -74,8 +75,8 @@ def query(args: argparse.Namespace) -> int:
 
 
 def compact(args: argparse.Namespace) -> int:
-    from sweep.engine.lease import driver_lease
     from sweep.store.compaction import compact, compaction_line
+    from sweep.store.lease import driver_lease
     from sweep.store.repair import repair, repair_line
 
     store = _existing_store(args.results)

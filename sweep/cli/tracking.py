@@ -68,7 +68,7 @@ def resumed_tracker(name: str, results: str, options: list[str] | None) -> LiveT
     from sweep.store import ResultsStore
 
     state = ResultsStore(results).sweep_state(name) if options != ["none"] else None
-    return live_tracker(with_track_option(parse_spec(state["spec"]), options), results) if state else None
+    return live_tracker(with_track_option(parse_spec(state.spec), options), results) if state else None
 
 
 def add_track_option(p: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ from sweep.core.readers import (
     read_synthetic,
     read_torchvision,
 )
-from sweep.core.streaming import StreamedSplit, budget_bytes, normaliser, streamed
+from sweep.core.streaming import Labelled, StreamedSplit, budget_bytes, normaliser, streamed
 from sweep.spec import DatasetSpec
 
 __all__ = [
@@ -66,18 +66,11 @@ class ArrayDataset:
 
 
 @dataclass(frozen=True)
-class Split:
+class Split(Labelled):
     """Normalised images and labels on the device (a `StreamedSplit` answers the same questions)."""
 
     x: torch.Tensor
     y: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    @property
-    def device(self) -> torch.device:
-        return self.y.device
 
     @property
     def input_shape(self) -> tuple[int, ...]:

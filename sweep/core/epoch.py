@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sweep.core.data import Split
-from sweep.core.layers import MaskEnforcer
-from sweep.core.masks.schedule import MaskSchedule
 from sweep.core.precision import autocast, loss_scaler
 from sweep.core.streaming import StreamedSplit
-from sweep.spec import TrainSpec
+
+if TYPE_CHECKING:
+    from sweep.core.train import Training
 
 # Forward-only chunk size for evaluation and the gradient-flow probe: small chunks stay in the CPU's
 # caches (a CNN evaluates about 2.5x faster at 256 than at 4096 here); a GPU wants large ones.
@@ -19,16 +21,10 @@ EVAL_BATCH = {"cpu": 256, "cuda": 4096}
 
 
 def train_epoch(
-    model: nn.Module,
-    data: Split | StreamedSplit,
-    optimizer: torch.optim.Optimizer,
-    enforcer: MaskEnforcer,
-    tcfg: TrainSpec,
-    epoch: int,
-    masks: MaskSchedule | None = None,
-    first_step: int = 0,
+    training: Training, data: Split | StreamedSplit, epoch: int, first_step: int = 0
 ) -> tuple[float, float]:
-    """One pass over the training set in a seeded random order. Returns (mean loss, accuracy).
+    """One pass of `training` (its model, optimizer, mask enforcer and mask schedule) over the training set
+    in a seeded random order. Returns (mean loss, accuracy).
 
     Batches are gathered into buffers allocated once per epoch, and the per-step bookkeeping is two cheap
     ops (the loss tensor is kept, the predictions go into a preallocated tensor), reduced once at the end.
@@ -36,7 +32,8 @@ def train_epoch(
     the place of the optimizer step, while the gradients are still the dense ones. The forward pass runs in
     `tcfg.precision` (`sweep.core.precision`).
     """
-    masks = masks or MaskSchedule()
+    model, optimizer, enforcer = training.model, training.optimizer, training.enforcer
+    tcfg, masks = training.tcfg, training.masks
     model.train()
     n, batch, device = len(data), tcfg.batch_size, data.device
     generator = torch.Generator().manual_seed(tcfg.seed * 100_003 + epoch)

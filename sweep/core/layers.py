@@ -86,11 +86,12 @@ class MaskedConv2d(_MaskedKernel, nn.Conv2d):
 
 
 class _CsrLinear(torch.autograd.Function):
-    """y = x Wᵀ for a CSR kernel W, with both backward products sparse."""
+    """y = x Wᵀ for a CSR kernel W (`pattern`: its and its transpose's indices), backward products sparse."""
 
     @staticmethod
-    def forward(ctx, x, values, crow, col, crow_t, col_t, order_t, shape):
-        ctx.save_for_backward(x, values, crow, col, crow_t, col_t, order_t)
+    def forward(ctx, x, values, pattern, shape):
+        crow, col, _, _, _ = pattern
+        ctx.save_for_backward(x, values, *pattern)
         ctx.shape = shape
         weight = torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
         return torch.sparse.mm(weight, x.t()).t()
@@ -110,7 +111,7 @@ class _CsrLinear(torch.autograd.Function):
                 crow, col, torch.zeros_like(values), ctx.shape, check_invariants=False
             )
             grad_values = torch.sparse.sampled_addmm(pattern, grad_out.t(), x, beta=0.0).values()
-        return grad_x, grad_values, None, None, None, None, None, None
+        return grad_x, grad_values, None, None
 
 
 class SparseLinear(nn.Module):
@@ -146,9 +147,8 @@ class SparseLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._probe_weight is not None:
             return F.linear(x, self._probe_weight, self.bias)
-        y = _CsrLinear.apply(
-            x, self.values, self.crow, self.col, self.crow_t, self.col_t, self.order_t, self.shape
-        )
+        pattern = (self.crow, self.col, self.crow_t, self.col_t, self.order_t)
+        y = _CsrLinear.apply(x, self.values, pattern, self.shape)
         return y + self.bias if self.bias is not None else y
 
     def _csr(self, values: torch.Tensor) -> torch.Tensor:

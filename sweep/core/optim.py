@@ -21,7 +21,7 @@ def make_optimizer(params: object, tcfg: TrainSpec) -> torch.optim.Optimizer:
     return optimizer[tcfg.optimizer](params, fused=True, **common)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, tcfg: TrainSpec) -> torch.optim.lr_scheduler.LRScheduler:
+def lr_schedule(optimizer: torch.optim.Optimizer, tcfg: TrainSpec) -> torch.optim.lr_scheduler.LRScheduler:
     if tcfg.schedule == "step":
         step = tcfg.step_size or max(1, tcfg.epochs // 3)
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=tcfg.gamma)

@@ -47,12 +47,10 @@ class _Batches(Dataset):
         return self.images[torch.as_tensor(index)]
 
 
-@dataclass(frozen=True)
-class StreamedSplit:
-    images: torch.Tensor  # uint8 N×C×H×W in host memory
-    y: torch.Tensor  # labels, on the device
-    scale: torch.Tensor  # 1×C×1×1 on the device: x/255/std
-    shift: torch.Tensor  # 1×C×1×1 on the device: -mean/std
+class Labelled:
+    """What every kind of split answers from its labels `y`, which are on the device: its size and device."""
+
+    y: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.y)
@@ -60,6 +58,14 @@ class StreamedSplit:
     @property
     def device(self) -> torch.device:
         return self.y.device
+
+
+@dataclass(frozen=True)
+class StreamedSplit(Labelled):
+    images: torch.Tensor  # uint8 N×C×H×W in host memory
+    y: torch.Tensor  # labels, on the device
+    scale: torch.Tensor  # 1×C×1×1 on the device: x/255/std
+    shift: torch.Tensor  # 1×C×1×1 on the device: -mean/std
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -29,7 +29,7 @@ from sweep.core.masks import methods
 from sweep.core.masks.schedule import MaskChanges, MaskSchedule
 from sweep.core.models import SparseNet
 from sweep.core.numerics import flush_subnormals
-from sweep.core.optim import make_optimizer, make_schedule
+from sweep.core.optim import lr_schedule, make_optimizer
 from sweep.core.precision import check_precision
 from sweep.spec import TrainSpec, TrialConfig
 
@@ -77,7 +77,7 @@ class Training:
     def restart(self, epoch: int) -> None:
         """A fresh optimizer, and the schedule as it was after `epoch` epochs."""
         self.optimizer = make_optimizer(self.model.parameters(), self.tcfg)
-        self.schedule = make_schedule(self.optimizer, self.tcfg)
+        self.schedule = lr_schedule(self.optimizer, self.tcfg)
         with warnings.catch_warnings():  # stepping the schedule alone on purpose, to where training resumes
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
             for _ in range(epoch):
@@ -164,16 +164,7 @@ def train_trial(
         started = time.perf_counter()
         masks.before_epoch(epoch)
         lr = training.optimizer.param_groups[0]["lr"]
-        stats = train_epoch(
-            model,
-            splits.train,
-            training.optimizer,
-            training.enforcer,
-            tcfg,
-            epoch,
-            masks,
-            first_step=(epoch - 1) * steps_per_epoch,
-        )
+        stats = train_epoch(training, splits.train, epoch, first_step=(epoch - 1) * steps_per_epoch)
         train_s = time.perf_counter() - started
         training.schedule.step()
         masks.after_epoch(epoch)

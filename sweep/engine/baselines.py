@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sweep.core.data import ArrayDataset
-from sweep.engine.session import Echo
+from sweep.echo import Echo
 from sweep.engine.worker import dataset_key
 from sweep.plans.baselines import baseline_trials
 from sweep.plans.types import PlannedTrial
@@ -38,14 +38,15 @@ def planned_baselines(
     best = best_row(usable, spec.search.metric)
     echo(f"training the baselines at the best trial's {best['active_weights']:,} active weights")
     planned = baseline_trials(best, arrays.input_shape, arrays.num_classes, spec.search.baseline_seeds)
-    _supersede(store, spec.name, rows, best["trial_key"], {p.config.key for p in planned}, echo)
+    superseded = _supersede(store, spec.name, rows, best["trial_key"], {p.config.key for p in planned})
+    if superseded:
+        echo(superseded)
     return planned
 
 
-def _supersede(
-    store: ResultsStore, sweep: str, rows: list[dict], best: str, needed: set[str], echo: Echo
-) -> None:
-    """Baselines sized on another trial are superseded, unless the new best needs the same net again."""
+def _supersede(store: ResultsStore, sweep: str, rows: list[dict], best: str, needed: set[str]) -> str | None:
+    """Baselines sized on another trial are superseded, unless the new best needs the same net again; the
+    line that says so (None: none was)."""
     earlier = [r for r in rows if r["role"] in BASELINE_ROLES and r["pair_id"] != best]
     superseded = 0
     for row in earlier:
@@ -57,7 +58,8 @@ def _supersede(
     if superseded:
         olds = sorted({r["pair_id"] for r in earlier if r["trial_key"] not in needed})
         changed = f"the best trial changed ({', '.join(olds)} -> {best})"
-        echo(f"{changed}: {superseded} earlier baselines superseded")
+        return f"{changed}: {superseded} earlier baselines superseded"
+    return None
 
 
 def _fresh(again: bool, best: str, row: dict) -> dict:

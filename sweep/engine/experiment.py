@@ -1,24 +1,50 @@
 """The Tune experiment a stage runs: the trainable and its resources, the run settings (quiet, retries from
-the latest checkpoint, one checkpoint kept per trial), where Tune keeps its state, and fitting it."""
+the latest checkpoint, two checkpoints kept per trial), where Tune keeps its state, and fitting it.
+
+A trial's checkpoints are kept few, the latest two, pruned by the driver as each new one arrives
+(`CheckpointPruner`). Tune's own `CheckpointConfig(num_to_keep=...)` would also force a snapshot of the
+whole experiment's state after every checkpoint of any trial (so that the state never names a deleted
+checkpoint), which costs a sweep of thousands of trials more than its training. The trainable restores from
+the newest checkpoint a trial has in its own folder (`worker.latest_state`), so this pruning needs no
+snapshot."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
+import pyarrow.fs as pafs
 from ray import tune
 from ray.tune.trainable import wrap_function
 
 from sweep.core.data import ArrayDataset
-from sweep.engine.checkpoints import CheckpointPruner
 from sweep.engine.session import quiet_tune
-from sweep.engine.storage import tune_location
 from sweep.engine.waiting import ResourceWait
 from sweep.engine.worker import run_planned_trial, trial_dirname, trial_name, with_checkpoint_fallback
 from sweep.plans.types import PLANNED
 from sweep.spec import SweepSpec
 from sweep.store import ResultsStore
-from sweep.store.location import is_uri, settle
+from sweep.store.location import is_uri, settle, tune_location
+
+KEEP = 2  # the newest, and the one before it (which a snapshot taken in between may name)
+
+
+class CheckpointPruner(tune.Callback):
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
+        folder = path.rpartition("/")[0]
+        try:
+            siblings = sorted(
+                info.path
+                for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+                if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
+            )
+            for old in siblings[:-KEEP]:
+                if old != path:
+                    fs.delete_dir(old)
+        except OSError:
+            pass  # pruning is housekeeping: the next checkpoint tries again
 
 
 def make_trainable(spec: SweepSpec, data: Mapping[str, ArrayDataset], checkpoints: str) -> object:
@@ -29,19 +55,12 @@ def make_trainable(spec: SweepSpec, data: Mapping[str, ArrayDataset], checkpoint
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
-def grid_tuner(
-    spec: SweepSpec,
-    store: ResultsStore,
-    trainable: object,
-    entries: list[dict],
-    experiment: str,
-    callbacks: list,
-) -> tune.Tuner:
-    """A Tune grid over planned entries (each trial once)."""
+def grid_tuner(spec: SweepSpec, trainable: object, entries: list[dict], config: tune.RunConfig) -> tune.Tuner:
+    """A Tune grid over planned entries (each trial once), run as `config` (`run_config`) says."""
     return tune.Tuner(
         trainable,
         param_space={PLANNED: tune.grid_search(entries)},
-        run_config=run_config(spec, store, experiment, callbacks),
+        run_config=config,
         tune_config=tune.TuneConfig(**tuner_settings(spec)),
     )
 

@@ -20,7 +20,7 @@ from sweep.core.data import dataset_shape, dataset_sizes
 from sweep.core.describe import layer_table, table_lines
 from sweep.core.masks.methods import planned_epochs
 from sweep.core.models import weight_shapes
-from sweep.engine.clock import duration
+from sweep.echo import duration
 from sweep.engine.growth import check_growth, stage_generation
 from sweep.plans.continuation import shorter_trials
 from sweep.plans.plan import check_models, planned_trials

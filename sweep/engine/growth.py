@@ -9,43 +9,56 @@ the sampler settings it first ran with (`plans/snas.py: sampler_settings`), whic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from importlib import metadata
 
-from sweep.engine.generation import Generation
 from sweep.errors import UserError
 from sweep.plans.snas import sampler_settings
 from sweep.spec import SweepSpec, config_to_dict, parse_spec
 from sweep.spec.growth import Growth as SpecGrowth
 from sweep.spec.growth import growth
 from sweep.store import ResultsStore
+from sweep.store.sweep_state import GrowthEntry, SweepState, package_versions
 
 
-def first_state(spec: SweepSpec, command: str, store: ResultsStore) -> dict:
+@dataclass(frozen=True)
+class Generation:
+    """The growth this run trains (0: the first run), the lengths the sweep ran at before it grew to more
+    epochs, and the sampler settings its search first ran with (None: derive them from the spec)."""
+
+    number: int = 0
+    earlier_epochs: tuple[int, ...] = ()
+    sampler_settings: Mapping[str, int] | None = None
+
+
+def first_state(spec: SweepSpec, command: str, store: ResultsStore) -> SweepState:
     """The state of a sweep that starts now."""
-    state = {"name": spec.name, "spec": config_to_dict(spec), "stage": "main", "generation": 0, "history": []}
-    if spec.kind == "snas":
-        state["sampler"] = sampler_settings(spec.search)
-    return _begin(state, command, [], store)
-
-
-def grown_state(state: dict, spec: SweepSpec, grown: SpecGrowth, store: ResultsStore) -> dict:
-    """The state of a sweep that grows now by `grown`."""
-    old = parse_spec(state["spec"])
-    state = {**state, "spec": config_to_dict(spec), "stage": "main", "generation": generation(state) + 1}
-    if spec.kind == "snas" and "sampler" not in state:  # a state from before growths: as the old spec derived
-        state["sampler"] = sampler_settings(old.search)
-    state.setdefault("history", [])
-    entry_changes = [str(change) for change in grown.grows]
-    state = _begin(state, "run", entry_changes, store)
-    if grown.epochs:
-        state["history"][-1]["epochs"] = list(grown.epochs)
+    sampler = sampler_settings(spec.search) if spec.kind == "snas" else None
+    state = SweepState(spec.name, config_to_dict(spec), sampler=sampler)
+    _begin(state, command, [], store)
     return state
 
 
-def check_growth(state: dict, spec: SweepSpec, results: str) -> SpecGrowth:
+def grown_state(state: SweepState, spec: SweepSpec, grown: SpecGrowth, store: ResultsStore) -> SweepState:
+    """The state of a sweep that grows now by `grown`."""
+    old = parse_spec(state.spec)
+    sampler = state.sampler
+    if spec.kind == "snas" and sampler is None:  # a state from before growths: as the old spec derived it
+        sampler = sampler_settings(old.search)
+    state = replace(
+        state, spec=config_to_dict(spec), stage="main", generation=state.generation + 1, sampler=sampler
+    )
+    state.history = list(state.history)
+    _begin(state, "run", [str(change) for change in grown.grows], store)
+    if grown.epochs:
+        state.history[-1].epochs = list(grown.epochs)
+    return state
+
+
+def check_growth(state: SweepState, spec: SweepSpec, results: str) -> SpecGrowth:
     """What a new spec adds to a sweep that ran; a change that is not growth stops here, each named."""
-    grown = growth(parse_spec(state["spec"]), spec)
+    grown = growth(parse_spec(state.spec), spec)
     if grown.refused:
         listed = "; ".join(map(str, grown.refused))
         raise UserError(
@@ -56,40 +69,27 @@ def check_growth(state: dict, spec: SweepSpec, results: str) -> SpecGrowth:
     return grown
 
 
-def finish_generation(state: dict, store: ResultsStore) -> None:
+def finish_generation(state: SweepState, store: ResultsStore) -> None:
     """Close the generation's history entry: when it ended, how many trials it added."""
-    history = state.get("history") or []
-    if not history or history[-1].get("ended_at"):
+    if not state.history or state.history[-1].ended_at:
         return
-    entry = history[-1]
-    done, trained = _counts(store, state["name"], entry["started_at"])
-    entry["ended_at"] = _now()
-    entry["trials_added"] = done - entry["trials_before"]
-    entry["trials_trained"] = trained
+    entry = state.history[-1]
+    done, trained = _counts(store, state.name, entry.started_at)
+    entry.ended_at = _now()
+    entry.trials_added = done - entry.trials_before
+    entry.trials_trained = trained
 
 
-def stage_generation(state: dict) -> Generation:
+def stage_generation(state: SweepState) -> Generation:
     """What the stages of this run need to know of the sweep's growths."""
-    earlier = tuple(entry["epochs"][0] for entry in state.get("history") or [] if entry.get("epochs"))
-    return Generation(generation(state), earlier, state.get("sampler"))
+    earlier = tuple(entry.epochs[0] for entry in state.history if entry.epochs)
+    return Generation(state.generation, earlier, state.sampler)
 
 
-def generation(state: dict) -> int:
-    return int(state.get("generation") or 0)
-
-
-def _begin(state: dict, command: str, changes: list[str], store: ResultsStore) -> dict:
-    entry = {
-        "generation": generation(state),
-        "started_at": _now(),
-        "ended_at": None,
-        "command": command,
-        "changes": changes,
-        "trials_before": _counts(store, state["name"], None)[0],
-        "trials_added": None,
-        "versions": _versions(),
-    }
-    return {**state, "history": [*state["history"], entry]}
+def _begin(state: SweepState, command: str, changes: list[str], store: ResultsStore) -> None:
+    """Open the history entry of the run that starts now."""
+    before = _counts(store, state.name, None)[0]
+    state.history.append(GrowthEntry(state.generation, _now(), command, changes, before, package_versions()))
 
 
 def _counts(store: ResultsStore, sweep: str, since: str | None) -> tuple[int, int]:
@@ -100,16 +100,6 @@ def _counts(store: ResultsStore, sweep: str, since: str | None) -> tuple[int, in
     done = [row for row in rows if row["status"] == "done"]
     start = datetime.fromisoformat(since) if since else None
     return len(done), sum(1 for row in done if start and row["ended_at"] and row["ended_at"] >= start)
-
-
-def _versions() -> dict[str, str | None]:
-    found = {}
-    for name in ("sparse-sweep", "torch", "ray", "optuna"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
 
 
 def _now() -> str:

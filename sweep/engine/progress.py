@@ -9,9 +9,8 @@ from typing import Any
 
 from ray import tune
 
-from sweep.engine.clock import duration
+from sweep.echo import Echo, duration
 from sweep.engine.recording import error_message
-from sweep.engine.session import Echo
 from sweep.plans.snas import within_budget
 from sweep.plans.types import PLANNED
 from sweep.spec import parse_trial

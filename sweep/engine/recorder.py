@@ -11,8 +11,6 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
-from importlib import metadata
 
 import numpy as np
 
@@ -22,6 +20,7 @@ from sweep.core.train import EpochReport
 from sweep.plans.types import TrialMeta
 from sweep.spec import TrialConfig, config_to_dict
 from sweep.store import EPOCHS, ResultsStore
+from sweep.store.sweep_state import PROJECT, package_versions
 
 SUMMARY_POINTS = 11
 EPOCH_COLUMNS = [name for name in EPOCHS.names if name != "trial_key"]
@@ -34,23 +33,15 @@ def summary_epochs(last_epoch: int) -> list[int]:
     return sorted({round(e) for e in np.linspace(0, last_epoch, SUMMARY_POINTS)})
 
 
-def trial_row(
-    config: TrialConfig,
-    meta: TrialMeta,
-    *,
-    status: str,
-    error: str | None,
-    facts: TrialFacts | None,
-    epochs: Sequence[Mapping],
-    started_at: datetime,
-    ended_at: datetime,
-) -> dict:
-    """The `trials` row: config as typed columns, sizes, final and summary metrics, status, provenance.
+def trial_row(recorder: TrialRecorder, status: str, error: str | None, ended_at: datetime) -> dict:
+    """The `trials` row of the recorder's trial as its epochs so far make it: config as typed columns,
+    sizes, final and summary metrics, status, provenance.
 
     A trial's result is its last level (IMP trains several; every other method one): the summary measures
     and the best validation accuracy come from that level's epochs."""
+    config, meta, facts, started_at = recorder.config, recorder.meta, recorder.facts, recorder.started_at
     model, train, data, sparsity = config.model, config.train, config.dataset, config.sparsity
-    by_epoch = {int(e["epoch"]): e for e in epochs}
+    by_epoch = {int(e["epoch"]): e for e in recorder.epochs}
     last = by_epoch[max(by_epoch)] if by_epoch else {}
     final = sorted(e for e, row in by_epoch.items() if (row.get("level") or 0) == (last.get("level") or 0))
     spread = [final[0] + e for e in summary_epochs(final[-1] - final[0])] if final else []
@@ -180,16 +171,7 @@ class TrialRecorder:
 
     def row(self, status: str, error: str | None = None, ended_at: datetime | None = None) -> dict:
         """The trial's `trials` row as its epochs so far make it."""
-        return trial_row(
-            self.config,
-            self.meta,
-            status=status,
-            error=error,
-            facts=self.facts,
-            epochs=self.epochs,
-            started_at=self.started_at,
-            ended_at=ended_at or datetime.now(UTC),
-        )
+        return trial_row(self, status, error, ended_at or datetime.now(UTC))
 
     def finish(
         self, status: str, error: str | None = None, *, ended_at: datetime | None = None, **extra: object
@@ -212,16 +194,7 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(usable) / len(usable) if usable else None
 
 
-@cache
 def versions() -> dict[str, str | None]:
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "torch_version": version("torch"),
-        "ray_version": version("ray"),
-        "sweep_version": version("sparse-sweep"),
-    }
+    """The `trials` row's version columns."""
+    found = package_versions()
+    return {"torch_version": found["torch"], "ray_version": found["ray"], "sweep_version": found[PROJECT]}

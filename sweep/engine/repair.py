@@ -14,18 +14,18 @@ from datetime import UTC, datetime
 
 from ray import tune
 
-from sweep.engine.experiment import grid_tuner, tune_storage
+from sweep.engine.experiment import grid_tuner, run_config, tune_storage
 from sweep.engine.progress import ProgressCallback
 from sweep.engine.recorder import TrialRecorder
 from sweep.engine.recording import ResultsCallback
-from sweep.engine.session import Echo, quiet_tune
-from sweep.engine.storage import tune_location
+from sweep.engine.session import quiet_tune
+from sweep.engine.sweep_run import SweepRun
 from sweep.engine.worker import REPLAY
 from sweep.errors import ResultsError
 from sweep.plans.types import PLANNED, entry_meta
 from sweep.spec import SweepSpec, parse_trial
 from sweep.store import ResultsStore
-from sweep.store.location import shown
+from sweep.store.location import shown, tune_location
 
 
 def unrecorded(results: tune.ResultGrid, store: ResultsStore, sweep: str) -> list[tune.Result]:
@@ -60,14 +60,10 @@ def _key(config: dict) -> str | None:
     return None if config.get(REPLAY) is not None else parse_trial(config[PLANNED]["config"]).key
 
 
-def repair_unrecorded(
-    spec: SweepSpec,
-    store: ResultsStore,
-    results: tune.ResultGrid,
-    trainable: object,
-    experiment: str,
-    echo: Echo,
-) -> None:
+def repair_unrecorded(run: SweepRun, results: tune.ResultGrid, trainable: object, experiment: str) -> None:
+    """Record the trials Tune ran whose rows did not land: a failed trial's error row, and every other one
+    trained again from its checkpoint in a repair experiment (`<experiment>.repair`)."""
+    spec, store, echo = run.spec, run.store, run.echo
     missing = unrecorded(results, store, spec.name)
     if not missing:
         return
@@ -80,7 +76,8 @@ def repair_unrecorded(
         echo(f"{len(again)} trials ended without their rows; recording them again from their checkpoints")
         entries = [r.config[PLANNED] for r in again]
         callbacks = [ResultsCallback(store.root, spec.name), ProgressCallback(len(entries), "test_acc", echo)]
-        grid_tuner(spec, store, trainable, entries, f"{experiment}.repair", callbacks).fit()
+        config = run_config(spec, store, f"{experiment}.repair", callbacks)
+        grid_tuner(spec, trainable, entries, config).fit()
     left = unrecorded(results, store, spec.name)
     if left:
         raise ResultsError(

@@ -9,16 +9,15 @@ import re
 import signal
 import socket
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from urllib.parse import urlparse
 
 import ray
 
+from sweep.echo import Echo
 from sweep.engine.credentials import check_workers_reach, keep_credentials_home, store_settings
-from sweep.errors import UserError
+from sweep.errors import UserError, first_line
 from sweep.spec import SweepSpec
-
-Echo = Callable[[str], None]
 
 
 @contextlib.contextmanager
@@ -78,7 +77,7 @@ def _describe(spec: SweepSpec, where: str, echo: Echo) -> Mapping[str, float]:
 
 def _masked(exc: Exception) -> str:
     """An error's first line without the runtime envs Ray quotes in it (they may hold a job's environment)."""
-    return re.sub(r"\{.*\}", "{...}", (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+    return re.sub(r"\{.*\}", "{...}", first_line(exc))
 
 
 def _check_resources(spec: SweepSpec, resources: Mapping[str, float], autoscaling: bool) -> None:

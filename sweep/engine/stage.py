@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Mapping
+from typing import NoReturn
 
 import pyarrow.fs as pafs
 from ray import tune
 
-from sweep.core.data import ArrayDataset
+from sweep.echo import Echo
 from sweep.engine.baselines import planned_baselines
 from sweep.engine.experiment import (
     ended_trials,
@@ -26,21 +26,21 @@ from sweep.engine.experiment import (
     tune_storage,
     tuner_settings,
 )
-from sweep.engine.generation import Generation
+from sweep.engine.growth import Generation
 from sweep.engine.progress import ProgressCallback
 from sweep.engine.recording import ResultsCallback
 from sweep.engine.repair import repair_unrecorded
-from sweep.engine.searcher import search_config
-from sweep.engine.session import Echo, quiet_tune, trial_slots
-from sweep.engine.storage import tune_location
-from sweep.engine.study import proposals_made
+from sweep.engine.search.searcher import search_config
+from sweep.engine.search.study import proposals_made
+from sweep.engine.session import quiet_tune, trial_slots
+from sweep.engine.sweep_run import SweepRun
 from sweep.engine.todo import trials_to_run
 from sweep.engine.waiting import gave_up
-from sweep.errors import Interrupted, UserError
-from sweep.plans.types import PlannedTrial, planned_entry
+from sweep.errors import Interrupted, UserError, first_line
+from sweep.plans.types import planned_entry
 from sweep.spec import SweepSpec
 from sweep.store import ResultsStore
-from sweep.store.location import open_filesystem, shown
+from sweep.store.location import open_filesystem, shown, tune_location
 from sweep.store.summary import pareto_keys
 
 # A stage's experiment folders: NAME, NAME.baselines, NAME.grow-G, NAME.grow-G.baselines, each maybe .repair
@@ -58,33 +58,20 @@ UNREADABLE_STATE = (
 )
 
 
-def run_stage(
-    spec: SweepSpec,
-    store: ResultsStore,
-    stage: str,
-    data: Mapping[str, ArrayDataset],
-    planned: list[PlannedTrial],
-    echo: Echo,
-    resume: bool,
-    generation: Generation = FIRST_RUN,
-) -> int:
+def run_stage(run: SweepRun, stage: str, generation: Generation = FIRST_RUN) -> int:
     """Run one stage; return how many of its proposals were replays (configurations proposed again)."""
+    spec, store = run.spec, run.store
     experiment = experiment_name(spec, stage, generation.number)
-    storage = tune_storage(spec, store)
-    path = f"{storage.rstrip('/')}/{experiment}"
-    trainable = make_trainable(spec, data, checkpoints=path)
-    ended_before: frozenset[str] = frozenset()
+    path = f"{tune_storage(spec, store).rstrip('/')}/{experiment}"
+    trainable = make_trainable(spec, run.data, checkpoints=path)
     search = spec.kind == "snas" and stage == "main"
     if search:  # a remote store's journal, fetched to the working copy that Tune's saved searcher names
         store.study_journal(spec.name)
-    restorable = resume and tune.Tuner.can_restore(*tune_location(path))
-    tuner = _restored(path, trainable, echo) if restorable else None
-    if tuner is not None:
-        tuner, ended_before = tuner
+    restored = _restored(path, trainable, run.echo) if run.resume else None
+    if restored is not None:
+        tuner, ended_before = restored
     else:
-        if stage == "baselines":
-            planned = planned_baselines(spec, store, data, echo)
-        tuner = _new_tuner(spec, store, stage, data, planned, trainable, generation, echo)
+        tuner, ended_before = _new_tuner(run, stage, trainable, generation), frozenset()
         if tuner is None:
             return 0
     try:
@@ -95,26 +82,33 @@ def run_stage(
     if results is not None and search and proposals_made(spec, store) < spec.search.num_samples:
         results = None  # stopped before the searcher made every proposal
     if results is None:
-        lacking = gave_up(experiment)
-        if lacking:
-            raise UserError(
-                f"sweep {spec.name}: {lacking}; lower resources.cpu or resources.gpu, or continue it with "
-                f"'sweep resume {spec.name} --results {shown(store.root)}' once the cluster has such a node"
-            )
-        raise Interrupted(
-            f"sweep {spec.name} was interrupted; continue it with 'sweep resume {spec.name} "
-            f"--results {shown(store.root)}'"
-        )
-    repair_unrecorded(spec, store, results, trainable, experiment, echo)
+        _stopped(spec, store, experiment)
+    repair_unrecorded(run, results, trainable, experiment)
     if search:
         _mark_pareto(store, spec)
     return sum(1 for result in results if (result.metrics or {}).get("replayed"))
+
+
+def _stopped(spec: SweepSpec, store: ResultsStore, experiment: str) -> NoReturn:
+    """A stage Tune returned from before its end: a trial no node can take, or an interruption."""
+    lacking = gave_up(experiment)
+    if lacking:
+        raise UserError(
+            f"sweep {spec.name}: {lacking}; lower resources.cpu or resources.gpu, or continue it with "
+            f"'sweep resume {spec.name} --results {shown(store.root)}' once the cluster has such a node"
+        )
+    raise Interrupted(
+        f"sweep {spec.name} was interrupted; continue it with 'sweep resume {spec.name} "
+        f"--results {shown(store.root)}'"
+    )
 
 
 def _restored(path: str, trainable: object, echo: Echo) -> tuple[tune.Tuner, frozenset[str]] | None:
     """The stage's Tune run as it was saved, or None when its saved state cannot be read (a driver killed
     while Tune wrote it): the stage then starts again, skipping finished trials, and each trial cut short
     continues from its own checkpoint."""
+    if not tune.Tuner.can_restore(*tune_location(path)):
+        return None
     try:
         ended_before = ended_trials(path)
         where, fs = tune_location(path)
@@ -127,7 +121,7 @@ def _restored(path: str, trainable: object, echo: Echo) -> tuple[tune.Tuner, fro
                 storage_filesystem=fs,
             )
     except UNREADABLE_STATE as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)[:200]
         echo(
             f"the Tune state in {path} cannot be read ({reason}); starting the stage again: finished trials "
             "are skipped, and trials cut short continue from their checkpoints"
@@ -161,23 +155,16 @@ def experiments_of(spec: SweepSpec, stage: str, generation: int) -> tuple[str, .
     return tuple(f"{name}{suffix}" for name in names for suffix in ("", ".repair"))
 
 
-def _new_tuner(
-    spec: SweepSpec,
-    store: ResultsStore,
-    stage: str,
-    data: Mapping[str, ArrayDataset],
-    planned: list[PlannedTrial],
-    trainable: object,
-    generation: Generation,
-    echo: Echo,
-) -> tune.Tuner | None:
+def _new_tuner(run: SweepRun, stage: str, trainable: object, generation: Generation) -> tune.Tuner | None:
+    """The stage's new Tune run: the search, or the grid of trials still to run (None: nothing to run)."""
+    spec, store, echo = run.spec, run.store, run.echo
     experiment = experiment_name(spec, stage, generation.number)
     budget = spec.search.max_active_weights if spec.kind == "snas" else None
     metric = spec.search.metric if spec.kind == "snas" else "test_acc"
     settings = tuner_settings(spec)
     if spec.kind == "snas" and stage == "main":
         settings["max_concurrent_trials"] = spec.ray.max_concurrent_trials or trial_slots(spec)
-        tune_config = search_config(spec, store, data, settings, echo, generation)
+        tune_config = search_config(run, settings, generation)
         if tune_config is None:
             return None
         progress = ProgressCallback(tune_config.num_samples, metric, echo, budget, spec.ray.max_failures)
@@ -187,15 +174,14 @@ def _new_tuner(
             run_config=run_config(spec, store, experiment, [recording, progress]),
             tune_config=tune_config,
         )
-    experiments = experiments_of(spec, stage, generation.number)
-    todo = trials_to_run(
-        store, spec.name, planned, generation.number, list(generation.earlier_epochs), experiments, echo
-    )
+    planned = planned_baselines(spec, store, run.data, echo) if stage == "baselines" else run.planned
+    todo = trials_to_run(run, planned, generation, experiments_of(spec, stage, generation.number))
     if not todo:
         return None
     progress = ProgressCallback(len(todo), metric, echo, max_failures=spec.ray.max_failures)
     callbacks = [ResultsCallback(store.root, spec.name), progress]
-    return grid_tuner(spec, store, trainable, [planned_entry(p) for p in todo], experiment, callbacks)
+    entries = [planned_entry(p) for p in todo]
+    return grid_tuner(spec, trainable, entries, run_config(spec, store, experiment, callbacks))
 
 
 def _mark_pareto(store: ResultsStore, spec: SweepSpec) -> None:

@@ -17,29 +17,34 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from sweep.echo import Echo
 from sweep.engine.credentials import job_environment
-from sweep.engine.storage import settled_spec
-from sweep.errors import UserError
+from sweep.errors import UserError, first_line
+from sweep.ray_env import RAY_ENV
 from sweep.spec import SweepSpec, spec_to_yaml
-from sweep.store.location import shown
+from sweep.store.location import settled_spec, shown
 
 SPEC_ENV = "SPARSE_SWEEP_SPEC"
 LEFT_BEHIND = ("results/",)  # tracked, but a job writes results and never reads these
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    """`follow`: stream the job's output until it ends; `forward_credentials`: send this process's AWS
+    settings with the job, instead of the nodes reaching the store with their own."""
+
+    follow: bool = False
+    forward_credentials: bool = False
+
+
 def submit_sweep(
-    spec: SweepSpec,
-    address: str,
-    results: str,
-    *,
-    follow: bool = False,
-    forward_credentials: bool = False,
-    echo: Callable[[str], None] = print,
+    spec: SweepSpec, address: str, results: str, options: JobOptions = JobOptions(), echo: Echo = print
 ) -> tuple[str, str | None]:
     """Submit the sweep; return the job id and, when following, its final status. The cluster's nodes reach
-    the store with their own credentials unless `forward_credentials` (`sweep/engine/credentials.py`)."""
+    the store with their own credentials unless `options.forward_credentials` (`engine/credentials.py`)."""
     from ray.job_submission import JobSubmissionClient
 
     for name in ("ray", "ray.dashboard.modules.job.sdk"):  # no INFO lines about the upload and the socket
@@ -53,9 +58,7 @@ def submit_sweep(
     try:
         client = JobSubmissionClient(address)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UserError(
-            f"--address {address}: cannot reach the Ray job server ({_first_line(exc)})"
-        ) from None
+        raise UserError(f"--address {address}: cannot reach the Ray job server ({first_line(exc)})") from None
     entrypoint = " ".join(
         [
             "python",
@@ -73,11 +76,11 @@ def submit_sweep(
     with tempfile.TemporaryDirectory(prefix="sparse-sweep-job-") as staging:
         job_id = client.submit_job(  # the working dir is zipped and uploaded here, before the folder goes
             entrypoint=entrypoint,
-            runtime_env=runtime_env(spec, Path(staging), forward_credentials),
+            runtime_env=runtime_env(spec, Path(staging), options.forward_credentials),
             metadata={"sweep": spec.name, "kind": spec.kind},
         )
     echo(f"submitted sweep {spec.name} as job {job_id} to {address}")
-    if not follow:
+    if not options.follow:
         echo(f"follow it with: ray job logs {job_id} --address {shlex.quote(address)} --follow")
         return job_id, None
     asyncio.run(_stream(client, job_id, echo))
@@ -94,7 +97,7 @@ def runtime_env(spec: SweepSpec, staging: Path, forward_credentials: bool = Fals
     env_vars = {
         **job_environment(forward_credentials),
         SPEC_ENV: spec_to_yaml(settled_spec(spec)),
-        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_USAGE_STATS_ENABLED": RAY_ENV["RAY_USAGE_STATS_ENABLED"],
     }
     files = upload_files(package.parent)
     if files is None:
@@ -138,7 +141,3 @@ async def _stream(client: object, job_id: str, echo: Callable[[str], None]) -> N
         text = lines.rstrip("\n")
         if text:
             echo(text)
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 
-from sweep.engine.session import Echo
+from sweep.engine.growth import Generation
+from sweep.engine.sweep_run import SweepRun
 from sweep.plans.continuation import continued_keys
 from sweep.plans.types import PlannedTrial
-from sweep.store import ResultsStore
 
 
 def trials_to_run(
-    store: ResultsStore,
-    sweep: str,
-    planned: list[PlannedTrial],
-    generation: int,
-    earlier_epochs: list[int],
-    experiments: tuple[str, ...],
-    echo: Echo,
+    run: SweepRun, planned: list[PlannedTrial], growth: Generation, experiments: tuple[str, ...]
 ) -> list[PlannedTrial]:
-    """The planned trials not done in the tables. `earlier_epochs` are the lengths the sweep ran at before
-    it grew to more epochs; `experiments` the Tune experiments whose folders hold the sweep's checkpoints."""
+    """The planned trials not done in the tables, each tagged with the growth that trains it (`growth`
+    also holds the lengths the sweep ran at before it grew to more epochs); `experiments` are the Tune
+    experiments whose folders hold the sweep's checkpoints."""
+    store, sweep, echo = run.store, run.spec.name, run.echo
+    generation, earlier_epochs = growth.number, list(growth.earlier_epochs)
     rows = store.read("trials", sweep, columns=["trial_key", "status", "generation"]).to_pylist()
     done = {r["trial_key"] for r in rows if r["status"] == "done"}
     first_trained = {r["trial_key"]: r["generation"] or 0 for r in rows}

@@ -10,7 +10,8 @@ from typing import Any
 import ray
 from ray import tune
 
-from sweep.engine.session import Echo, stop_tune_run
+from sweep.echo import Echo
+from sweep.engine.session import stop_tune_run
 
 CHECK_EVERY_S = 2.0  # how often the cluster's nodes are read while every trial waits
 _gave_up: dict[str, str] = {}  # experiment -> why its run was stopped (read by the stage that ran it)

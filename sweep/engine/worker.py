@@ -122,7 +122,7 @@ def latest_state(checkpoints: str, key: str) -> dict | None:
     A trial's checkpoints live in `<checkpoints>/trial_<key>` (see `trial_dirname`), so a trial that starts
     again (a lost node, a resumed sweep, a row recorded again) finds its own newest checkpoint, even when the
     Tune state a resume reads was saved before it: Tune snapshots its state every few seconds, not after
-    every checkpoint, and a trial keeps only its latest two (`engine/checkpoints.py`)."""
+    every checkpoint, and a trial keeps only its latest two (`engine/experiment.py`)."""
     fs, base = open_filesystem(checkpoints)
     folder = f"{base.rstrip('/')}/trial_{key}"
     saved = [

@@ -21,24 +21,22 @@ class Section:
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
 
 
-def markdown(
-    name: str,
-    kind: str,
-    trials: pd.DataFrame,
-    root: str,
-    sections: list[Section],
-    out: Path,
-    left_out: list[str] | None = None,
-) -> str:
+def header(name: str, kind: str, trials: pd.DataFrame, root: str) -> list[str]:
+    """The report's title and the line that says what it was written from, and when."""
     counts = trials["status"].value_counts().to_dict()
     status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    lines = [
+    return [
         f"# Sweep report: {name}",
         "",
         f"Kind `{kind}`, {len(trials)} trials ({status}), from the tables in `{root}`; written "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `sweep report`.",
         "",
     ]
+
+
+def markdown(title: list[str], sections: list[Section], out: Path, left_out: list[str] | None = None) -> str:
+    """The report's text under `title` (`header`); each section's tables written beside it as CSV."""
+    lines = list(title)
     if left_out:
         lines += [f"Left out, as they belong to other kinds of sweep: {'; '.join(left_out)}.", ""]
     for section in sections:

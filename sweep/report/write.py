@@ -29,7 +29,7 @@ from sweep.report.curves import curves_section
 from sweep.report.dynamics import dynamics_section
 from sweep.report.failures import failures_section
 from sweep.report.gradient_flow import gradient_flow_section
-from sweep.report.markdown import Section, markdown
+from sweep.report.markdown import Section, header, markdown
 from sweep.report.methods import methods_section
 from sweep.report.sc_sdc import sc_sdc_section
 from sweep.report.snas import snas_section
@@ -60,7 +60,8 @@ def write_report(store: ResultsStore, name: str, out: Path) -> Path:
         known = ", ".join(store.sweeps()) or "none"
         raise UserError(f"sweep {name!r} has no trials in {store.root} (sweeps there: {known})")
     epochs = store.read("epochs", name).to_pandas()
-    spec = (store.sweep_state(name) or {}).get("spec", {})
+    state = store.sweep_state(name)
+    spec = state.spec if state else {}
     kind = str(trials["kind"].iloc[0])
     metric = sweep_metric(spec, kind)
     cells = cell_columns(spec, trials)
@@ -81,7 +82,7 @@ def write_report(store: ResultsStore, name: str, out: Path) -> Path:
         drawn = [builders[key]() for key in chosen]  # the methods section draws only several methods
         sections = [*([failures] if failures else []), *(section for section in drawn if section is not None)]
         path = out / "report.md"
-        path.write_text(markdown(name, kind, trials, store.root, sections, out, left_out))
+        path.write_text(markdown(header(name, kind, trials, store.root), sections, out, left_out))
     except OSError as exc:
         raise ResultsError(
             f"cannot write the report to {out}: {exc.strerror or exc}; give --out a folder you can write"

@@ -1,27 +1,16 @@
-"""Specs: YAML in, frozen and validated dataclasses out. Imports no other layer of the project."""
+"""Specs: YAML in, frozen and validated dataclasses out. Imports no other layer of the project.
+
+Exported here: what other packages use; the rest is imported from its module (`spec.choices`, `spec.diff`,
+`spec.schema`)."""
 
 from sweep.spec.choices import (
     ACTIVATIONS,
-    AUGMENTS,
-    BACKENDS,
-    DATASETS,
-    DEFAULT_LEVELS,
-    DEVICES,
-    FAMILIES,
-    INITS,
-    KINDS,
-    MASKS,
     MASKS_CHANGE,
     METHODS,
     METRICS,
     OPTIMIZERS,
-    PRUNING_AT_INIT,
-    SAMPLERS,
-    SCHEDULERS,
-    SCHEDULES,
 )
 from sweep.spec.convert import config_to_dict
-from sweep.spec.diff import Change, changes
 from sweep.spec.load import (
     apply_overrides,
     axis_keys,
@@ -34,13 +23,9 @@ from sweep.spec.load import (
 )
 from sweep.spec.names import check_sweep_name
 from sweep.spec.schema import (
-    TRIAL_SECTIONS,
     DatasetSpec,
-    EgfSpec,
     GridSpec,
     ModelSpec,
-    RaySpec,
-    ResourcesSpec,
     SearchSpec,
     SparsitySpec,
     SweepSpec,
@@ -50,31 +35,13 @@ from sweep.spec.schema import (
 
 __all__ = [
     "ACTIVATIONS",
-    "AUGMENTS",
-    "BACKENDS",
-    "DATASETS",
-    "DEFAULT_LEVELS",
-    "DEVICES",
-    "FAMILIES",
-    "INITS",
-    "KINDS",
-    "MASKS",
     "MASKS_CHANGE",
     "METHODS",
     "METRICS",
     "OPTIMIZERS",
-    "PRUNING_AT_INIT",
-    "SAMPLERS",
-    "SCHEDULERS",
-    "SCHEDULES",
-    "TRIAL_SECTIONS",
-    "Change",
     "DatasetSpec",
-    "EgfSpec",
     "GridSpec",
     "ModelSpec",
-    "RaySpec",
-    "ResourcesSpec",
     "SearchSpec",
     "SparsitySpec",
     "SweepSpec",
@@ -82,7 +49,6 @@ __all__ = [
     "TrialConfig",
     "apply_overrides",
     "axis_keys",
-    "changes",
     "check_sweep_name",
     "config_to_dict",
     "load_spec",

@@ -8,7 +8,7 @@ environment (short in tests):
 - `SPARSE_SWEEP_STORE_DEADLINE_S` (60): the most one store call may take;
 - `SPARSE_SWEEP_LEASE_TERM_S` (60): a lease whose version does not change for this long, as the observer's
   own clock measures it, is taken over; its holder renews it every sixth of it and stops writing once it
-  cannot prove it within the term (`sweep/engine/lease.py`).
+  cannot prove it within the term (`sweep/store/lease.py`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The fence around a driver's writes: rows are written only while the driver can prove it holds its sweep's
-lease. The driver's lease (`sweep/engine/lease.py`) is the fence; it is held for the block of
+lease. The driver's lease (`sweep/store/lease.py`) is the fence; it is held for the block of
 `holding(lease)`, in that thread's context, and `prove` consults it before a write (a thread that writes
 for the driver, such as the rows' writer, enters `holding` with the fence it was handed). Outside any
 such block (`sweep train`, tools that read) nothing is fenced."""

@@ -1,233 +1,149 @@
-"""The one-driver lease of a sweep: a small file in the results store, `_sweeps/<name>.lease`.
+"""One driver per sweep: the driver holds the sweep's lease (its file: `store/lease_file.py`) while it runs,
+renews it in the background, and fences itself: it writes rows only while it can prove its lease, that is
+within the term since the start of its last successful renewal, less one renewal period (the time a write
+started just before may take to land), as its own monotonic clock measures it. Another driver takes a lease
+over only after seeing it unchanged for the whole term on its own clock, so by then this one has stopped
+writing.
 
-It names the driver that holds the sweep (an id, the host, the process, the command, since when) and a
-count that every write of it bumps: its version. Liveness is never judged by comparing clocks of two hosts:
-a lease is stale once its version has not changed for the term (`SPARSE_SWEEP_LEASE_TERM_S`, 60 s) as the
-observer's own monotonic clock measures it, so a driver that finds a lease watches it for up to the term:
-renewed meanwhile, the sweep is busy; unchanged, it is taken over. A lease whose process is provably gone
-(the same machine by its boot id, the same pid namespace, and no process of that pid and start time) is
-taken over at once. On a local disk every read-check-write runs under an exclusive `flock` on
-`<lease>.lock`, so two drivers on one machine (or on an NFS mount with locks) never both hold it. On S3
-(with boto3, the `s3` extra) every write is conditional (`store/conditional.py`): a lease is created only if
-none exists and renewed or taken over only if it is still the one read, so of two drivers exactly one wins.
-Other `pyarrow.fs` stores get neither: two drivers started within the same second could both win; the
-README says so. Every call to the store runs under the store deadline (`store/deadline.py`).
-"""
+A driver that finds its lease taken over, that cannot renew it in time, or whose store does not answer
+within the store deadline stops what it does (`on_lost`: a sweep's driver stops its Tune run, as Ctrl-C
+would). Stopping saves Tune's state to the same store; if that store does not answer, the driver says why in
+one line and exits once a deadline has passed, as a killed driver would, and `sweep resume` continues.
+Imports no Ray: `sweep compact` holds the lease too."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
-import socket
+import sys
+import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 
-import pyarrow.fs as pafs
+from sweep.errors import ResultsError
+from sweep.store import ResultsStore
+from sweep.store.deadline import StoreHung, store_deadline_s, within
+from sweep.store.fence import Fenced, holding
+from sweep.store.lease_file import RENEWALS_PER_TERM, LeaseFile, LeaseHolder
+from sweep.store.location import shown
 
-from sweep.errors import UserError
-from sweep.store import conditional
-from sweep.store.deadline import lease_term_s, store_deadline_s, store_named, within
-
-RENEWALS_PER_TERM = 6  # a holder renews its lease this often within a term
-
-
-@dataclass(frozen=True)
-class LeaseHolder:
-    holder: str
-    host: str
-    pid: int
-    command: str
-    since: float  # the holder's wall clock, shown to people and never compared
-    renewed: float
-    count: int = 0  # bumped by every write of the lease: its version
-    process: str = ""  # the holder's process as this machine knows it (`process_identity`)
-
-    def gone(self) -> bool:
-        """Provably dead: a process of this very machine and pid namespace that is no longer there."""
-        machine = _machine()
-        if not machine or not self.process.startswith(f"{machine}/"):
-            return False  # another machine, or one that cannot be told: only the term tells
-        return process_identity(self.pid) != self.process
-
-    def describe(self) -> str:
-        since = datetime.fromtimestamp(self.since, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return f"'sweep {self.command}' on {self.host} (pid {self.pid}) since {since}"
+EXIT_CODE = 2  # what the CLI returns for a one-line error
 
 
-class SweepBusy(UserError):
-    """Another driver that lives holds the sweep."""
+class DriverLease:
+    """The lease this driver holds, whether it can still prove it, and why the sweep stopped if it did."""
 
-
-class LeaseFile:
-    """Acquire, renew and release one sweep's lease in a results store. `wall` is this host's clock, which
-    only the lease's `since` and `renewed` (shown to people) come from; `term` defaults to the setting."""
-
-    def __init__(
-        self,
-        fs: pafs.FileSystem,
-        base: str,
-        sweep: str,
-        wall: Callable[[], float] = time.time,
-        term: float | None = None,
-    ) -> None:
-        self.fs, self.sweep, self.wall = fs, sweep, wall
-        self.term = term or lease_term_s()
-        self.path = f"{base}/_sweeps/{sweep}.lease"
-        self.me = uuid.uuid4().hex
-        s3 = isinstance(fs, pafs.S3FileSystem)
-        self.object = conditional.ConditionalObject(self.path) if s3 and conditional.available() else None
-        self.store = store_named(f"s3://{base}" if s3 else base)
-        self.proof = 0.0  # this process's monotonic clock when its last write of the lease that landed began
+    def __init__(self, store: ResultsStore, sweep: str, on_lost: Callable[[], None]) -> None:
+        self.file = LeaseFile(store.fs, store.base, sweep)
+        self.on_lost = on_lost
+        self.sweep, self.results = sweep, store.root
+        self.previous: LeaseHolder | None = None  # the lease of a dead driver this one took over
+        self.proof = time.monotonic()  # when the last write of the lease that succeeded began
+        self.error: ResultsError | None = None
+        self.lost = False
+        self._stop = threading.Event()
+        self._stopping = threading.Lock()
 
     @property
-    def guarantee(self) -> str:
-        """What keeps two drivers of a sweep apart on this store."""
-        if self.object is not None:
-            return "conditional writes (compare-and-swap on the lease's ETag)"
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            return "an exclusive flock (on NFS, only where the mount has working locks)"
-        return "none: this store has no conditional writes, so two drivers started together could both run"
+    def every(self) -> float:
+        return self.file.term / RENEWALS_PER_TERM
 
-    def read(self) -> LeaseHolder | None:
-        return self._read()[0]
+    def remaining(self) -> float:
+        return self.proof + self.file.term - self.every - time.monotonic()
 
-    def acquire(
-        self, command: str, waiting: Callable[[LeaseHolder, float], None] | None = None
-    ) -> LeaseHolder | None:
-        """Take the lease; return the lease it replaced (of a driver gone or stalled), if any. A lease of
-        another driver is watched for up to the term (`waiting` is told once): renewed meanwhile, this
-        raises `SweepBusy`; unchanged, it is taken over."""
-        watched, since = None, 0.0
-        while True:
-            with self._locked():
-                current, version, body = self._read()
-                stale = watched == body and time.monotonic() - since >= self.term
-                if current is None or current.holder == self.me or current.gone() or stale:
-                    if not self._write(self._mine(command, current), version):
-                        winner = self.read()  # another driver wrote it between our read and our write
-                        raise (
-                            self._busy(winner) if winner else SweepBusy(f"sweep {self.sweep}: lost the lease")
-                        )
-                    return current
-            if watched is None:
-                watched, since = body, time.monotonic()
-                if waiting is not None:
-                    waiting(current, self.term)
-            elif body != watched:
-                raise self._busy(current)
-            time.sleep(min(1.0, self.term / (2 * RENEWALS_PER_TERM)))
+    def prove(self, what: str) -> None:
+        """Raise (one line) unless this driver can prove its lease now; a write of `what` waits on it."""
+        if self.error is None and self.remaining() <= 0:
+            self.stop(self._unproven())
+        if self.error is not None:
+            raise self.error
 
-    def renew(self) -> bool:
-        """Renew the lease; False when another driver has taken it over (this one must stop)."""
-        with self._locked():
-            current, version, _ = self._read()
-            if current is None or current.holder != self.me:
-                return False
-            return self._write(replace(current, renewed=self.wall(), count=current.count + 1), version)
+    def check(self) -> None:
+        """Raise when the lease was lost, or the sweep stopped because of its store, while this one ran."""
+        if self.error is not None:
+            raise self.error
 
-    def release(self) -> None:
-        with self._locked():
-            current, version, _ = self._read()
-            if current is None or current.holder != self.me:
+    def stop(self, error: ResultsError) -> None:
+        """Stop the sweep because of `error`: stop its run, and exit with `error` in one line if the run
+        has not stopped within the store deadline (stopping writes to a store that may not answer)."""
+        with self._stopping:
+            if self.error is not None:
                 return
-            if self.object is not None:
-                within(store_deadline_s(), self.store, f"deleting {self.path}", self.object.delete, version)
-            else:
-                self.fs.delete_file(self.path)
+            self.error = error
+        self.on_lost()
+        threading.Thread(target=self._exit_unless_stopped, name="sweep-lease-exit", daemon=True).start()
 
-    def _mine(self, command: str, replaced: LeaseHolder | None) -> LeaseHolder:
-        now, count = self.wall(), replaced.count + 1 if replaced else 0
-        pid = os.getpid()
-        return LeaseHolder(
-            self.me, socket.gethostname(), pid, command, now, now, count, process_identity(pid)
+    def _exit_unless_stopped(self) -> None:
+        if not self._stop.wait(store_deadline_s()):
+            print(f"sweep: error: {self.error}", file=sys.stderr, flush=True)
+            os._exit(EXIT_CODE)
+
+    def _continue(self) -> str:
+        return f"continue it with 'sweep resume {self.sweep} --results {shown(self.results)}'"
+
+    def _unproven(self) -> ResultsError:
+        return Fenced(
+            f"sweep {self.sweep} stopped: this driver could not renew its lease within its term "
+            f"({self.file.term:.0f}s), so it writes no more rows; {self._continue()}"
         )
 
-    def _busy(self, current: LeaseHolder) -> SweepBusy:
-        return SweepBusy(
-            f"sweep {self.sweep} is being run by another driver: {current.describe()}; it renewed its lease "
-            "while this one watched. Wait for it to end, or stop that process (a lease not renewed for "
-            f"{self.term:.0f}s is taken over, and at once when its process on this machine is gone)"
-        )
-
-    def _read(self) -> tuple[LeaseHolder | None, str | None, bytes | None]:
-        """The lease, its version (an ETag on S3) and its bytes, each None when there is none."""
-        return within(store_deadline_s(), self.store, f"reading {self.path}", self._fetch)
-
-    def _fetch(self) -> tuple[LeaseHolder | None, str | None, bytes | None]:
-        try:
-            if self.object is not None:
-                found = self.object.get()
-                if found is None:
-                    return None, None, None
-                body, version = found
-            else:
-                with self.fs.open_input_stream(self.path) as stream:
-                    body, version = stream.readall(), None
-        except FileNotFoundError:
-            return None, None, None
-        try:
-            return LeaseHolder(**json.loads(body)), version, body
-        except (ValueError, TypeError):  # a half-written or foreign file: no live driver vouches for it
-            return None, version, body
-
-    def _write(self, holder: LeaseHolder, version: str | None) -> bool:
-        """Write the lease if it is still as read (S3); False when another driver wrote it first."""
-        began = time.monotonic()
-        written = within(store_deadline_s(), self.store, f"writing {self.path}", self._put, holder, version)
-        if written:
-            self.proof = began
-        return written
-
-    def _put(self, holder: LeaseHolder, version: str | None) -> bool:
-        body = json.dumps(asdict(holder)).encode()
-        if self.object is not None:
-            return self.object.put(body, version) is not None
-        folder, _, name = self.path.rpartition("/")
-        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-        self.fs.create_dir(folder, recursive=True)
-        with self.fs.open_output_stream(temporary) as out:
-            out.write(body)
-        self.fs.move(temporary, self.path)
-        return True
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        if not isinstance(self.fs, pafs.LocalFileSystem):
-            yield
-            return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        descriptor = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)
+    def _keep(self) -> None:
+        while not self._stop.wait(max(0.0, min(self.every, self.remaining()))):
+            limit = min(store_deadline_s(), max(0.0, self.remaining()))
+            try:
+                renewed = within(limit, self.file.store, f"renewing {self.file.path}", self.file.renew)
+            except StoreHung as exc:
+                self.stop(Fenced(f"sweep {self.sweep} stopped: {exc}; once it answers, {self._continue()}"))
+                return
+            except OSError:
+                if self.remaining() <= 0:
+                    self.stop(self._unproven())
+                    return
+                continue  # the store refused for a moment: the next renewal tries again
+            if not renewed:
+                self.lost = True
+                self.stop(
+                    Fenced(
+                        f"sweep {self.sweep}: another driver took over its lease while this one ran, so this "
+                        "one stopped; see 'sweep status' for the driver that holds it"
+                    )
+                )
+                return
+            self.proof = self.file.proof
 
 
-def process_identity(pid: int) -> str:
-    """`<boot id>/<pid namespace>/<pid>/<start time>` of a live process of this machine; "" when there is no
-    such process (a zombie counts as none) or this machine cannot say."""
-    machine = _machine()
+@contextlib.contextmanager
+def driver_lease(
+    store: ResultsStore,
+    sweep: str,
+    command: str,
+    on_lost: Callable[[], None] = lambda: None,
+    echo: Callable[[str], None] | None = None,
+) -> Iterator[DriverLease]:
+    """Hold the sweep's lease for the block (raises `SweepBusy` when a live driver holds it), with the
+    lease as the fence of the block's writes (`sweep/store/fence.py`); the lease of a driver gone or
+    stalled is taken over (`DriverLease.previous`)."""
+    lease = DriverLease(store, sweep, on_lost)
+
+    def waiting(holder: LeaseHolder, term: float) -> None:
+        if echo is not None:
+            echo(
+                f"sweep {sweep}: its lease is held by {holder.describe()}; watching whether it is renewed "
+                f"(taken over if not within {term:.0f}s)"
+            )
+
     try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return ""
-    if not machine or fields[0] == "Z":
-        return ""
-    return f"{machine}/{pid}/{fields[19]}"
-
-
-def _machine() -> str:
-    """This boot of this machine and this pid namespace; "" where /proc cannot tell."""
+        lease.previous = lease.file.acquire(command, waiting)
+        lease.proof = lease.file.proof
+    except OSError as exc:
+        raise ResultsError(f"results {store.root}: cannot take the lease of sweep {sweep} ({exc})") from None
+    keeper = threading.Thread(target=lease._keep, name="sweep-lease", daemon=True)
+    keeper.start()
     try:
-        with open("/proc/sys/kernel/random/boot_id") as handle:
-            boot = handle.read().strip()
-        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
-    except OSError:
-        return ""
+        with holding(lease):
+            yield lease
+    finally:
+        lease._stop.set()
+        keeper.join(timeout=5)
+        with contextlib.suppress(OSError, ResultsError):  # a lease left behind is taken over later
+            lease.file.release()

@@ -8,11 +8,13 @@ credentials from the standard AWS settings: `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT
 (which the Ray workers it starts inherit, see `worker_environment`), and keeps the plain URI, which is what
 the project prints, saves and joins paths to: no secret is printed or saved. Every S3 request here has a
 connect and a request timeout and three attempts, so a store that is away fails a command in seconds
-instead of hanging it.
+instead of hanging it. Tune's storage for a sweep (`ray.storage`) is settled the same way (`settled_spec`,
+`tune_location`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 from pathlib import Path
@@ -21,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 import pyarrow.fs as pafs
 
 from sweep.errors import UserError
+from sweep.spec import SweepSpec
 
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 20.0
@@ -191,3 +194,21 @@ def store_failure(exc: BaseException) -> str:
     """One line for a request the store failed: its reason, and where the requests went."""
     reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).strip().splitlines()[0]
     return f"the store failed a request ({reason}; endpoint {endpoint_shown()})"
+
+
+def settled_spec(spec: SweepSpec) -> SweepSpec:
+    """The spec with `ray.storage` as a plain URI: its query's settings are this process's AWS variables
+    now (its credentials too), so neither the sweep's state nor Tune's holds a credential."""
+    storage = settle(spec.ray.storage, "ray.storage") if spec.ray.storage else None
+    if storage == spec.ray.storage:
+        return spec
+    return dataclasses.replace(spec, ray=dataclasses.replace(spec.ray, storage=storage))
+
+
+def tune_location(root: str) -> tuple[str, pafs.FileSystem | None]:
+    """The `storage_path` and `storage_filesystem` Tune takes for a local folder or a URI: on an object
+    store, our filesystem (timeouts, bounded attempts, the endpoint of the AWS settings) and a path in it."""
+    if not is_uri(root):
+        return root, None
+    fs, path = open_filesystem(root)
+    return path, fs

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sweep.errors import ResultsError
+from sweep.errors import ResultsError, first_line
 from sweep.store.damage import damage, unreadable_files
 from sweep.store.schema import TABLES
 from sweep.store.tables import GONE, SWAP_RETRIES, ResultsStore
@@ -55,7 +55,7 @@ def _query(store: ResultsStore, sql: str) -> pd.DataFrame:
         for name in TABLES:  # a damaged part file reaches DuckDB as a reader's error: name the file instead
             if unreadable_files(store, name):
                 raise damage(store, name, exc) from None
-        message = str(exc).strip().splitlines()[0]
+        message = first_line(exc)
         raise ResultsError(f"query failed: {message[:300]}") from None
     finally:
         con.close()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from sweep.store.sweep_state import SweepState
     from sweep.store.tables import ResultsStore
 
 LEADERBOARD = (
@@ -57,14 +58,14 @@ def timing_line(rows: Sequence[dict], wall_s: float) -> str:
     return f"{len(rows)} trials: {wall_s:.1f}s wall, {total:.1f}s of trial time{ratio}"
 
 
-def status_data(store: ResultsStore, name: str | None) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+def status_data(store: ResultsStore, name: str | None) -> tuple[dict[str, list[dict]], dict[str, SweepState]]:
     """The `trials` rows and states of one sweep (or all), by sweep, in few requests: one listing per table
     and each `trials` file read once. A damaged file or manifest, whichever table it is in, is one line that
     names it: `epochs` and `layers` are judged by their listings and manifests, not read."""
     if name:
         states = {name: state} if (state := store.sweep_state(name)) else {}
     else:
-        states = {state["name"]: state for state in store.sweep_states()}
+        states = {state.name: state for state in store.sweep_states()}
     rows: dict[str, list[dict]] = {sweep: [] for sweep in states}
     for row in store.read("trials", name).to_pylist():
         rows.setdefault(row.pop("sweep"), []).append(row)
@@ -73,14 +74,15 @@ def status_data(store: ResultsStore, name: str | None) -> tuple[dict[str, list[d
     return rows, states
 
 
-def status_table(rows_by_sweep: dict[str, list[dict]], states: dict[str, dict]) -> pd.DataFrame:
+def status_table(rows_by_sweep: dict[str, list[dict]], states: dict[str, SweepState]) -> pd.DataFrame:
     """One line per sweep: kind, stage, trials by status, the best so far and the last update."""
     lines = []
     for name in sorted(set(rows_by_sweep) | set(states)):
         rows = rows_by_sweep.get(name, [])
-        state = states.get(name, {})
-        kind = state.get("spec", {}).get("kind") or (rows[0]["kind"] if rows else "-")
-        metric = sweep_metric(state.get("spec", {}), kind)
+        state = states.get(name)
+        spec = state.spec if state else {}
+        kind = spec.get("kind") or (rows[0]["kind"] if rows else "-")
+        metric = sweep_metric(spec, kind)
         counts = pd.Series([r["status"] for r in rows], dtype="object").value_counts()
         scores = [
             r[metric] for r in rows if r["status"] == "done" and is_feasible(r) and r.get(metric) is not None
@@ -90,10 +92,8 @@ def status_table(rows_by_sweep: dict[str, list[dict]], states: dict[str, dict]) 
             {
                 "sweep": name,
                 "kind": kind,
-                "stage": {"done": "complete", None: "-"}.get(
-                    state.get("stage"), f"{state.get('stage')}: running or interrupted"
-                ),
-                "growths": int(state.get("generation") or 0),
+                "stage": _stage(state),
+                "growths": state.generation if state else 0,
                 "trials": len(rows),
                 **{status: int(counts.get(status, 0)) for status in ("done", "stopped", "diverged", "error")},
                 "best": f"{metric} {max(scores):.4f}" if scores else "-",
@@ -103,16 +103,22 @@ def status_table(rows_by_sweep: dict[str, list[dict]], states: dict[str, dict]) 
     return pd.DataFrame(lines)
 
 
-def history_lines(state: Mapping[str, Any]) -> list[str]:
+def _stage(state: SweepState | None) -> str:
+    if state is None:
+        return "-"
+    return "complete" if state.done else f"{state.stage}: running or interrupted"
+
+
+def history_lines(state: SweepState) -> list[str]:
     """A sweep's runs, one line each: the first run and every growth, with what changed, how many trials
     it added and trained, and the versions it ran with."""
     lines = []
-    for entry in state.get("history") or []:
-        what = "; ".join(entry["changes"]) if entry["changes"] else "the first run"
-        added, trained = entry.get("trials_added"), entry.get("trials_trained")
+    for entry in state.history:
+        what = "; ".join(entry.changes) if entry.changes else "the first run"
+        added, trained = entry.trials_added, entry.trials_trained
         count = f"{added} trials added, {trained} trained" if added is not None else "running or interrupted"
-        versions = ", ".join(f"{name} {v}" for name, v in entry["versions"].items() if v)
-        lines.append(f"  {entry['generation']}  {entry['started_at'][:19]}  {what}: {count} ({versions})")
+        versions = ", ".join(f"{name} {v}" for name, v in entry.versions.items() if v)
+        lines.append(f"  {entry.generation}  {entry.started_at[:19]}  {what}: {count} ({versions})")
     return lines
 
 

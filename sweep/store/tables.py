@@ -13,7 +13,6 @@ file instead of adding rows. `root` may be a local folder or a pyarrow.fs URI (s
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -31,6 +30,7 @@ from sweep.store.journal import RemoteJournal, check_lines, working_copy
 from sweep.store.layout import DamagedManifest, StaleListing, TableFiles, table_files
 from sweep.store.location import open_filesystem, settle, shown
 from sweep.store.schema import SCHEMA_VERSION, TABLES
+from sweep.store.sweep_state import SweepState
 
 SWAP_RETRIES = 6  # reads that meet a compaction's swap try again, a little later each time
 GONE = ("No such file", "does not exist", "NoSuchKey", "NO_SUCH_KEY", "RESOURCE_NOT_FOUND")  # a file went
@@ -111,15 +111,15 @@ class ResultsStore:
             return None
 
     # ------------------------------------------------------------------------------ sweep bookkeeping
-    def sweep_state(self, name: str) -> dict | None:
+    def sweep_state(self, name: str) -> SweepState | None:
         """A sweep's resolved spec and stage, as `sweep run` left them (None if it never ran here)."""
         text = self.read_text(f"_sweeps/{name}.json")
-        return json.loads(text) if text else None
+        return SweepState.from_json(text) if text else None
 
-    def save_sweep_state(self, state: dict) -> None:
-        self.write_text(f"_sweeps/{state['name']}.json", json.dumps(state, indent=1))
+    def save_sweep_state(self, state: SweepState) -> None:
+        self.write_text(f"_sweeps/{state.name}.json", state.to_json())
 
-    def sweep_states(self) -> list[dict]:
+    def sweep_states(self) -> list[SweepState]:
         infos = self.fs.get_file_info(pafs.FileSelector(f"{self.base}/_sweeps", allow_not_found=True))
         names = sorted(i.base_name.removesuffix(".json") for i in infos if i.base_name.endswith(".json"))
         return [state for state in map(self.sweep_state, names) if state]

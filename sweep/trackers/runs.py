@@ -58,7 +58,7 @@ def sweep_runs(store: ResultsStore, sweep: str) -> list[TrialRun]:
         known = ", ".join(store.sweeps()) or "none"
         raise UserError(f"no sweep named {sweep!r} in {store.root} (sweeps there: {known})")
     state = store.sweep_state(sweep)
-    metric = sweep_metric(state["spec"], state["spec"]["kind"]) if state else "test_acc"
+    metric = sweep_metric(state.spec, state.spec["kind"]) if state else "test_acc"
     front = pareto_keys(trials, metric)
     epochs, layers = _by_trial(store.rows("epochs", sweep)), _by_trial(store.rows("layers", sweep))
     return [

@@ -68,7 +68,7 @@ class TensorboardSink:
 
         self._seen |= {run.trial_key: run for run in runs}
         columns = list(self._seen.values())
-        export_tensorboard(runs, self.sweep, self.logdir, _quiet, columns_from=columns, prune=False)
+        export_tensorboard(runs, self.sweep, self.logdir, _quiet, whole_sweep=columns)
 
     def export_options(self) -> str:
         return f"--to tensorboard --uri {shlex.quote(str(self.logdir))}"

@@ -48,13 +48,12 @@ def export_tensorboard(
     sweep: str,
     logdir: str | Path,
     echo: Callable[[str], object] = print,
-    columns_from: Sequence[TrialRun] | None = None,
-    prune: bool = True,
+    whole_sweep: Sequence[TrialRun] | None = None,
 ) -> Path:
-    """Write every run of the sweep under `<logdir>/<sweep>/` and return that folder; the HParams columns
-    are those of `columns_from` (default: the runs), and with `prune` the folders of trials not among the
-    runs are removed (a live round writes some of the sweep's runs: neither). A folder that cannot be
-    written, or TensorBoard not installed, is one line."""
+    """Write every run of the sweep under `<logdir>/<sweep>/` and return that folder; the folders of trials
+    not among the runs are removed. A live round writes some of the sweep's runs: `whole_sweep` holds all
+    of them so far, whose HParams columns the written runs share, and no folder is removed. A folder that
+    cannot be written, or TensorBoard not installed, is one line."""
     try:
         from tensorboard.plugins.hparams import api_pb2  # noqa: F401  (the extra, before any file)
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
@@ -68,12 +67,12 @@ def export_tensorboard(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
-        table = _hparams_table(runs if columns_from is None else columns_from)
+        table = _hparams_table(runs if whole_sweep is None else whole_sweep)
         replaced = 0
         for run in runs:
             _write_run(run, staging / run.trial_key, table)
             replaced += _swap(staging / run.trial_key, folder / run.trial_key, staging)
-        removed = _remove_stale(folder, {run.trial_key for run in runs}) if prune else []
+        removed = _remove_stale(folder, {run.trial_key for run in runs}) if whole_sweep is None else []
     except OSError as exc:
         where = exc.filename if exc.filename else root
         raise UserError(f"tensorboard log folder {root} cannot be written: {where}: {_reason(exc)}") from None

@@ -53,7 +53,7 @@ def start(
     model = build_model(
         spec, splits.input_shape, splits.num_classes, config.train.seed, device.type, layer_masks
     )
-    return model.to(device), make_schedule(config, counts, [math.prod(s) for s in shapes], len(splits.train))
+    return model.to(device), mask_schedule(config, counts, [math.prod(s) for s in shapes], len(splits.train))
 
 
 def initial_masks(
@@ -74,7 +74,7 @@ def initial_masks(
     scorer = sparsity.shuffle_of if sparsity.method == "shuffle" else sparsity.method
     scope = sparsity.effective_scope
     if scorer == "synflow":
-        masks = synflow_masks(dense, splits.input_shape, counts, scope, sparsity.synflow_rounds, generator)
+        masks = synflow_masks(dense, splits.input_shape, counts, sparsity, generator)
     else:
         if scorer == "snip":
             x, y = scoring_batch(splits.train, sparsity.score_batch, generator)
@@ -99,7 +99,7 @@ def planned_epochs(config: TrialConfig) -> int:
     return (imp_levels(config.sparsity, counts, [math.prod(s) for s in shapes]) + 1) * config.train.epochs
 
 
-def make_schedule(
+def mask_schedule(
     config: TrialConfig, counts: list[int], sizes: list[int], train_samples: int
 ) -> MaskSchedule:
     sparsity, train = config.sparsity, config.train

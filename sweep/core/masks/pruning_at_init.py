@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sweep.core.masks.selection import fixed_layers, keep_top, pinned
+from sweep.spec.sparsity import SparsitySpec
 
 
 def snip_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
@@ -48,11 +49,12 @@ def synflow_masks(
     model: nn.Module,
     input_shape: Sequence[int],
     counts: Sequence[int],
-    scope: str,
-    rounds: int,
+    sparsity: SparsitySpec,
     generator: torch.Generator,
 ) -> list[torch.Tensor]:
-    """The masks SynFlow's `rounds` rounds reach at `counts` (per layer, or their total if global)."""
+    """The masks SynFlow's rounds (`sparsity.synflow_rounds`) reach at `counts`: per layer, or their total
+    if the scope is global."""
+    scope, rounds = sparsity.effective_scope, sparsity.synflow_rounds
     net = copy.deepcopy(model).double().eval()
     fixed = fixed_layers(net)
     kernels = [layer.kernel for layer in net.weight_layers]

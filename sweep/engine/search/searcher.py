@@ -12,30 +12,22 @@ from pathlib import Path
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from sweep.core.data import ArrayDataset
-from sweep.engine.generation import Generation
-from sweep.engine.replay import ReplayingSearcher
-from sweep.engine.session import Echo
-from sweep.engine.study import open_study
-from sweep.engine.study_searcher import StudySearcher
+from sweep.engine.growth import Generation
+from sweep.engine.search.replay import ReplayingSearcher
+from sweep.engine.search.study import StudyStart, open_study
+from sweep.engine.search.study_searcher import StudySearcher
+from sweep.engine.sweep_run import SweepRun
 from sweep.engine.worker import dataset_key
 from sweep.plans.snas import SearchTemplate, define_space, make_template
 from sweep.spec import SweepSpec
-from sweep.store import ResultsStore
 
 
-def search_config(
-    spec: SweepSpec,
-    store: ResultsStore,
-    data: Mapping[str, ArrayDataset],
-    settings: dict,
-    echo: Echo,
-    generation: Generation,
-) -> tune.TuneConfig | None:
+def search_config(run: SweepRun, settings: dict, generation: Generation) -> tune.TuneConfig | None:
     """The search's Tune settings: Optuna through `OptunaSearch` on the sweep's study, wrapped so that
     repeats are replayed; None when the study holds every proposal the spec asks for."""
+    spec, store, echo = run.spec, run.store, run.echo
     search = spec.search
-    arrays = data[dataset_key(spec.dataset)]
+    arrays = run.data[dataset_key(spec.dataset)]
     template = make_template(spec, arrays.input_shape, arrays.num_classes, generation.number)
     journal = store.study_journal(spec.name)
     start = open_study(spec, store, template, journal, echo)
@@ -59,7 +51,7 @@ def search_config(
     )
     echo(f"the Optuna study: {journal}; {dashboard_hint(journal)}")
     settings_then = generation.sampler_settings
-    searcher = make_searcher(spec, template, journal, settings_then, start.seed, start.queue_warm_starts)
+    searcher = make_searcher(spec, template, journal, settings_then, start)
     return tune.TuneConfig(
         search_alg=ReplayingSearcher(
             searcher, store.root, spec.name, start.proposals_left, search.warm_start_from
@@ -75,11 +67,13 @@ def make_searcher(
     template: SearchTemplate,
     journal: str,
     settings: Mapping[str, int] | None = None,
-    seed: int | None = None,
-    warm_starts: bool = True,
+    start: StudyStart | None = None,
 ) -> StudySearcher:
     """Ray's `OptunaSearch` with the plans' space and sampler, its study in the Optuna journal file `journal`
-    (so that `optuna-dashboard` and Optuna itself can read the search as it runs)."""
+    (so that `optuna-dashboard` and Optuna itself can read the search as it runs). `start` is where the
+    study stands (None: a new study, its warm starts first, the sampler seeded from the spec)."""
+    warm_starts = start.queue_warm_starts if start else True
+    seed = start.seed if start else None
     points = [dict(point) for point in template.warm_starts] if warm_starts else []
     return StudySearcher(
         spec.search,

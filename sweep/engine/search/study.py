@@ -19,7 +19,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from sweep.engine.session import Echo
+from sweep.echo import Echo
 from sweep.plans.history import fit_rows
 from sweep.plans.snas import SearchTemplate, continuation_seed, objective
 from sweep.spec import SweepSpec
@@ -102,7 +102,8 @@ def _borrow(
     """Seed the sampler with the fitting finished trials of the sweeps in `search.warm_start_from`."""
     goal = objective(spec.search)
     for name in spec.search.warm_start_from:
-        theirs = ((store.sweep_state(name) or {}).get("spec") or {}).get("search") or {}
+        state = store.sweep_state(name)
+        theirs = (state.spec.get("search") if state else None) or {}
         if theirs and theirs.get("metric", spec.search.metric) != spec.search.metric:
             echo(
                 f"warm start from {name}: none taken: it ranked by {theirs['metric']}, this search by "
