@@ -35,6 +35,7 @@ from sweep.store.compaction import compact, compaction_line
 from sweep.store.damage import rerun_command
 from sweep.store.lease import driver_lease
 from sweep.store.location import settled_spec, shown
+from sweep.store.summary import done_keys
 from sweep.store.sweep_state import SweepState
 
 
@@ -134,8 +135,7 @@ def _state_to_run(run: SweepRun) -> SweepState:
 
 
 def _all_done(spec: SweepSpec, store: ResultsStore) -> bool:
-    rows = store.read("trials", spec.name, columns=["trial_key", "status"]).to_pylist()
-    done = {row["trial_key"] for row in rows if row["status"] == "done"}
+    done = done_keys(store, spec.name)
     return all(item.config.key in done for item in planned_trials(spec))
 
 

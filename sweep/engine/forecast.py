@@ -26,6 +26,7 @@ from sweep.plans.continuation import shorter_trials
 from sweep.plans.plan import check_models, planned_trials
 from sweep.spec import SweepSpec, TrialConfig
 from sweep.store import ResultsStore, query
+from sweep.store.summary import done_keys
 
 
 @dataclass(frozen=True)
@@ -48,28 +49,26 @@ class Forecast:
 def forecast(spec: SweepSpec, results: str, address: str | None) -> Forecast:
     check_models(spec)
     store = ResultsStore(results)
-    done_keys = _done(store, spec.name)
+    finished = done_keys(store, spec.name)
     state = store.sweep_state(spec.name) if store.exists() else None
     grown = check_growth(state, spec, results) if state else None
     continued: dict[str, tuple[str, int]] = {}
     if spec.kind == "snas":
         configs = [spec.trial] * spec.search.num_samples
         planned, detail = _search_counts(spec)
-        done = min(planned, len(done_keys))
+        done = min(planned, len(finished))
         todo = [(config, planned_epochs(config)) for config in configs[: max(0, planned - done)]]
     else:
         items = planned_trials(spec)
         trials = {p.config.key: p.config for p in items}
         planned, detail = len(trials), _grid_detail(spec, len(trials))
-        done = len(done_keys & set(trials))
+        done = len(finished & set(trials))
         earlier = list(stage_generation(state).earlier_epochs) if state else []
         if grown and grown.epochs:
             earlier.append(grown.epochs[0])
-        continued = shorter_trials(items, earlier, done_keys)
+        continued = shorter_trials(items, earlier, finished)
         todo = [
-            (config, _epochs_left(config, continued))
-            for key, config in trials.items()
-            if key not in done_keys
+            (config, _epochs_left(config, continued)) for key, config in trials.items() if key not in finished
         ]
     slots, slots_basis = _slots(spec, address)
     seconds, basis = _trial_seconds(store, todo)
@@ -144,13 +143,6 @@ def _grid_detail(spec: SweepSpec, distinct: int) -> str:
 
 def _count(n: int, thing: str) -> str:
     return f"{n} {thing}{'' if n == 1 else 's'}"
-
-
-def _done(store: ResultsStore, sweep: str) -> set[str]:
-    if not store.exists():
-        return set()
-    rows = store.read("trials", sweep, columns=["trial_key", "status"]).to_pylist()
-    return {row["trial_key"] for row in rows if row["status"] == "done"}
 
 
 def _slots(spec: SweepSpec, address: str | None) -> tuple[int | None, str]:

@@ -13,10 +13,9 @@ with these very bytes (a PUT), or no object (a DELETE), is this writer's own suc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
-from sweep.store.location import ATTEMPTS, CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S
+from sweep.store.location import ATTEMPTS, CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, s3_endpoint, s3_region
 
 LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
@@ -37,8 +36,7 @@ class ConditionalObject:
         from botocore.config import Config
 
         self.bucket, _, self.key = path.partition("/")
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        endpoint, region = s3_endpoint(), s3_region()
         config = Config(
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=REQUEST_TIMEOUT_S,

@@ -159,15 +159,25 @@ def open_filesystem(root: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(root)
 
 
+def s3_endpoint() -> str | None:
+    """The S3 endpoint the AWS settings name (None: AWS's own)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def s3_region() -> str | None:
+    """The region the AWS settings name, if any."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
 def s3_filesystem() -> pafs.S3FileSystem:
     """An S3 filesystem from the AWS settings, with timeouts and a bounded number of attempts."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = s3_endpoint()
     options: dict = {
         "connect_timeout": CONNECT_TIMEOUT_S,
         "request_timeout": REQUEST_TIMEOUT_S,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS),
     }
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = s3_region()
     if endpoint:
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         options.update(endpoint_override=parts.netloc, scheme=parts.scheme or "https")
@@ -187,7 +197,7 @@ def missing_bucket(fs: pafs.FileSystem, base: str) -> str | None:
 
 def endpoint_shown() -> str:
     """The S3 endpoint requests go to, for messages (no credentials)."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+    return s3_endpoint() or "AWS S3"
 
 
 def store_failure(exc: BaseException) -> str:

@@ -156,3 +156,11 @@ def pareto_keys(rows: Sequence[Mapping[str, Any]], metric: str) -> set[str]:
         if not dominated:
             front.add(row["trial_key"])
     return front
+
+
+def done_keys(store: ResultsStore, sweep: str) -> set[str]:
+    """The keys of the sweep's trials that finished (none in a store that does not exist yet)."""
+    if not store.exists():
+        return set()
+    rows = store.read("trials", sweep, columns=["trial_key", "status"]).to_pylist()
+    return {row["trial_key"] for row in rows if row["status"] == "done"}
