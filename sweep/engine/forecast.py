@@ -82,7 +82,7 @@ def forecast(spec: SweepSpec, results: str, address: str | None) -> Forecast:
         seconds,
         basis,
         described,
-        len(continued.keys() - done_keys),
+        len(continued.keys() - finished),
     )
 
 
