@@ -27,8 +27,8 @@ def tracking_cost(settings: Settings) -> Result:
     except ImportError:
         raise UserError(f"tracking_overhead needs the mlflow package: {INSTALL}") from None
     from sweep.engine.driver import run_sweep
+    from sweep.engine.recording import watching
     from sweep.engine.session import ray_session  # loads Ray: only when this comparison runs
-    from sweep.engine.watchers import watching
     from sweep.trackers.live import LiveTracker
     from sweep.trackers.mlflow_export import open_store
     from sweep.trackers.sinks import MlflowSink

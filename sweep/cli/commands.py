@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     _loopback_env(args.address or spec.ray.address)
     from sweep.cli.tracking import live_tracker
     from sweep.engine.driver import run_sweep
-    from sweep.engine.watchers import watching
+    from sweep.engine.recording import watching
 
     with watching(spec.name, live_tracker(spec, args.results)):
         return _finish(run_sweep(spec, args.results, args.address, compaction=not args.no_compact))
@@ -125,7 +125,7 @@ def resume(args: argparse.Namespace) -> int:
     _loopback_env(args.address)
     from sweep.cli.tracking import resumed_tracker
     from sweep.engine.driver import resume_sweep
-    from sweep.engine.watchers import watching
+    from sweep.engine.recording import watching
 
     with watching(args.name, resumed_tracker(args.name, args.results, args.track)):
         result = resume_sweep(args.name, args.results, args.address, compaction=not args.no_compact)

@@ -19,8 +19,8 @@ from ray import tune
 from ray.tune.trainable import wrap_function
 
 from sweep.core.data import ArrayDataset
+from sweep.engine.progress import ResourceWait
 from sweep.engine.session import quiet_tune
-from sweep.engine.waiting import ResourceWait
 from sweep.engine.worker import run_planned_trial, trial_dirname, trial_name, with_checkpoint_fallback
 from sweep.plans.types import PLANNED
 from sweep.spec import SweepSpec

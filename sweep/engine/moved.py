@@ -13,6 +13,7 @@ from types import ModuleType
 
 MOVED = {
     "sweep.engine.checkpoints": "sweep.engine.experiment",
+    "sweep.engine.waiting": "sweep.engine.progress",
     "sweep.engine.replay": "sweep.engine.search.replay",
     "sweep.engine.study_searcher": "sweep.engine.search.study_searcher",
 }

@@ -5,21 +5,25 @@ result, so the driver's loop must not wait for Parquet files. Each write runs un
 behind the driver's lease (`sweep/store/fence.py`): the first write that fails, does not end in time or
 finds the lease unproven stops the sweep at once (Tune saves its state, as on Ctrl-C), and the sweep ends
 with that one error; `sweep resume` then continues it and rewrites what was missing.
+
+Who else hears of a sweep's rows as they are written: a live tracker, which the caller of `run_sweep` or
+`resume_sweep` brings (the engine knows nothing of trackers). Tune rebuilds the results callback when a sweep
+resumes, so the callback finds its sweep's watcher here, by the sweep's name, in this driver process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from ray import tune
 
 from sweep.engine.recorder import EPOCH_COLUMNS, TrialRecorder, facts_from_dict
 from sweep.engine.session import stop_tune_run
-from sweep.engine.watchers import watcher_of
 from sweep.errors import ResultsError
 from sweep.plans.snas import within_budget
 from sweep.plans.types import PLANNED, entry_meta
@@ -162,3 +166,34 @@ def error_message(trial: Any) -> str:
         if head.endswith(("Error", "Exception", "Interrupt")) or head in ("RayTaskError", "RayActorError"):
             return line
     return lines[-1] if lines else "the trial failed"
+
+
+class RowWatcher(Protocol):
+    def rows(self, trial: dict, epochs: Sequence[dict], layers: Sequence[dict]) -> None:
+        """A trial's rows as the tables now hold them (its `trials` row with status running until it
+        ends). Called on the results writer's thread once the rows are written: it must return at once and
+        never raise."""
+
+    def close(self) -> None:
+        """The sweep's driver is done with it."""
+
+
+_WATCHERS: dict[str, RowWatcher] = {}
+
+
+@contextmanager
+def watching(sweep: str, watcher: RowWatcher | None) -> Iterator[None]:
+    """`watcher` hears of the sweep's rows while the block runs (None: nobody), and is closed after it."""
+    if watcher is None:
+        yield
+        return
+    _WATCHERS[sweep] = watcher
+    try:
+        yield
+    finally:
+        _WATCHERS.pop(sweep, None)
+        watcher.close()
+
+
+def watcher_of(sweep: str) -> RowWatcher | None:
+    return _WATCHERS.get(sweep)

@@ -16,7 +16,6 @@ import pyarrow.fs as pafs
 from ray import tune
 
 from sweep.echo import Echo
-from sweep.engine.baselines import planned_baselines
 from sweep.engine.experiment import (
     ended_trials,
     fit,
@@ -27,15 +26,14 @@ from sweep.engine.experiment import (
     tuner_settings,
 )
 from sweep.engine.growth import Generation
-from sweep.engine.progress import ProgressCallback
+from sweep.engine.progress import ProgressCallback, gave_up
 from sweep.engine.recording import ResultsCallback
 from sweep.engine.repair import repair_unrecorded
 from sweep.engine.search.searcher import search_config
 from sweep.engine.search.study import proposals_made
 from sweep.engine.session import quiet_tune, trial_slots
 from sweep.engine.sweep_run import SweepRun
-from sweep.engine.todo import trials_to_run
-from sweep.engine.waiting import gave_up
+from sweep.engine.todo import planned_baselines, trials_to_run
 from sweep.errors import Interrupted, UserError, first_line
 from sweep.plans.types import planned_entry
 from sweep.spec import SweepSpec

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweep.echo import Echo
-from sweep.engine.credentials import job_environment
+from sweep.engine.session import job_environment
 from sweep.errors import UserError, first_line
 from sweep.ray_env import RAY_ENV
 from sweep.spec import SweepSpec, spec_to_yaml
@@ -44,7 +44,7 @@ def submit_sweep(
     spec: SweepSpec, address: str, results: str, options: JobOptions = JobOptions(), echo: Echo = print
 ) -> tuple[str, str | None]:
     """Submit the sweep; return the job id and, when following, its final status. The cluster's nodes reach
-    the store with their own credentials unless `options.forward_credentials` (`engine/credentials.py`)."""
+    the store with their own credentials unless `options.forward_credentials` (`engine/session.py`)."""
     from ray.job_submission import JobSubmissionClient
 
     for name in ("ray", "ray.dashboard.modules.job.sdk"):  # no INFO lines about the upload and the socket
