@@ -64,11 +64,12 @@ def run_sweep(
     """Run a sweep from the start (grids skip trials already done in the tables); compact its tables at
     the end unless `compaction` is off."""
     spec = settled_spec(spec)
-    check_models(spec)
+    planned = planned_trials(spec)  # once: a large grid takes seconds to plan
+    check_models(spec, planned)
     store = ResultsStore(results)
     store.check_writable()
     with driver_lease(store, spec.name, "run", on_lost=stop_tune_run, echo=echo) as lease:
-        run = SweepRun(spec, store, lease, echo, address)
+        run = SweepRun(spec, store, lease, echo, address, planned=planned)
         state = _state_to_run(run)
         return _drive(run, state, compaction)
 
@@ -92,16 +93,16 @@ def resume_sweep(
         if lease.previous is not None:
             echo(f"sweep {name}: took over the lease of a driver that is gone ({lease.previous.describe()})")
         store.check_readable(name)  # a damaged table stops the resume here, before anything changes
-        run = SweepRun(parse_spec(state.spec), store, lease, echo, address, resume=True)
+        spec = parse_spec(state.spec)
+        run = SweepRun(spec, store, lease, echo, address, resume=True, planned=planned_trials(spec))
         if state.done:
-            spec = run.spec
             experiments = [e for stage in stages(spec) for e in experiments_of(spec, stage, state.generation)]
             missing = unrecorded_trials(spec, store, experiments)
             if not missing:
                 echo(f"sweep {name} is already complete")
                 return _drive(run, state, compaction)
             echo(f"sweep {name} is complete, but {missing} of its trials lack rows: recording them again")
-            state.stage = stages(run.spec)[0]
+            state.stage = stages(spec)[0]
         return _drive(run, state, compaction)
 
 
@@ -128,15 +129,15 @@ def _state_to_run(run: SweepRun) -> SweepState:
         state = grown_state(state, spec, grown, store)
         run.echo(f"growing sweep {spec.name} (growth {state.generation}): {grown.describe()}")
         return state
-    if spec.kind == "snas" or _all_done(spec, store):
+    if spec.kind == "snas" or _all_done(run):
         run.echo(f"sweep {spec.name} is already complete in {results}")
         return state
     return replace(state, spec=config_to_dict(spec), stage="main")  # the plan's failed or missing trials
 
 
-def _all_done(spec: SweepSpec, store: ResultsStore) -> bool:
-    done = done_keys(store, spec.name)
-    return all(item.config.key in done for item in planned_trials(spec))
+def _all_done(run: SweepRun) -> bool:
+    done = done_keys(run.store, run.spec.name)
+    return all(item.config.key in done for item in run.planned)
 
 
 def _check_warm_start_sources(spec: SweepSpec, store: ResultsStore) -> None:
@@ -157,7 +158,6 @@ def _drive(run: SweepRun, state: SweepState, compaction: bool) -> SweepResult:
     """Run the stages the state has not finished, then close the generation and compact the tables."""
     started, started_at = time.perf_counter(), datetime.now(UTC)
     spec, store = run.spec, run.store
-    run.planned = planned_trials(spec)
     names = stages(spec)
     todo = names[names.index(state.stage) :] if state.stage in names else []
     replayed = 0

@@ -47,7 +47,8 @@ class Forecast:
 
 
 def forecast(spec: SweepSpec, results: str, address: str | None) -> Forecast:
-    check_models(spec)
+    items = planned_trials(spec) if spec.kind != "snas" else []
+    check_models(spec, items)
     store = ResultsStore(results)
     finished = done_keys(store, spec.name)
     state = store.sweep_state(spec.name) if store.exists() else None
@@ -59,7 +60,6 @@ def forecast(spec: SweepSpec, results: str, address: str | None) -> Forecast:
         done = min(planned, len(finished))
         todo = [(config, planned_epochs(config)) for config in configs[: max(0, planned - done)]]
     else:
-        items = planned_trials(spec)
         trials = {p.config.key: p.config for p in items}
         planned, detail = len(trials), _grid_detail(spec, len(trials))
         done = len(finished & set(trials))
