@@ -69,6 +69,24 @@ def pytest_sessionfinish(session, exitstatus):
 
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         sys.modules["ray"].shutdown()
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """End the process with the session's status once every report is written, without finalizing the
+    interpreter: after a long session with Ray, torch, gRPC and the trackers' threads loaded together, their
+    native teardown can crash (a segfault after every test passed), which would turn a green run red."""
+    import sys
+
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 TWO_TRIALS_EPOCHS, TWO_TRIALS_METHODS = 2, ("random", "snip")
