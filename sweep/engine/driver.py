@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from sweep.core.data import ArrayDataset, load_arrays
 from sweep.echo import Echo
+from sweep.engine.experiment import preload_tune
 from sweep.engine.growth import check_growth, finish_generation, first_state, grown_state, stage_generation
 from sweep.engine.repair import unrecorded_trials
 from sweep.engine.session import ray_session, stop_tune_run
@@ -180,9 +181,11 @@ def _run_stages(run: SweepRun, state: SweepState, todo: list[str]) -> int:
     proposals were replays."""
     replayed = 0
     with ThreadPoolExecutor(max_workers=1) as loader:
-        loading = loader.submit(_load_data, run.spec, run.planned)  # reads the data while Ray starts
+        loading = loader.submit(_load_data, run.spec, run.planned)  # reads the data while Ray starts,
+        preloading = loader.submit(preload_tune)  # then imports what Tune's first run would
         with ray_session(run.address or run.spec.ray.address, run.spec, run.echo, results=run.store.root):
             run.data = loading.result()
+            preloading.result()
             for stage in todo:
                 state.stage = stage
                 run.store.save_sweep_state(state)
