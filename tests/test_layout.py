@@ -213,41 +213,6 @@ def test_the_code_map_names_every_module_and_no_other():
     assert top == named_files, "top-level modules of sweep/ and the code map's rows for them differ"
 
 
-def trial_path() -> list[str]:
-    """The files the README's trial path names, in order."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("One trial's path") :]
-    section = section[: section.index("\n\n", section.index("\n1. "))]
-    return list(dict.fromkeys(re.findall(r"^\d+\. `([a-z_/]+\.py)`", section, flags=re.MULTILINE)))
-
-
-def import_closure(module: str) -> set[Path]:
-    """Every module of the package that `module` imports, at any depth, itself included."""
-    seen: set[Path] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        for candidate in (
-            PACKAGE.parent / f"{'/'.join(parts)}.py",
-            PACKAGE.parent / "/".join(parts) / "__init__.py",
-        ):
-            if candidate.is_file() and candidate not in seen:
-                seen.add(candidate)
-                todo.extend(n for n in imports_of(candidate.read_text()) if n.startswith("sweep"))
-    return seen
-
-
-def test_the_trial_path_follows_one_trial_in_at_most_eight_files():
-    """Each step of the README's trial path is a file the sweep's driver reaches through its imports, from the
-    spec's loader to the table writer, in at most eight files."""
-    path = trial_path()
-    assert path[0] == "spec/load.py" and path[-1] == "store/tables.py"
-    assert 1 < len(path) <= 8, path
-    reached = {str(p.relative_to(PACKAGE)) for p in import_closure("sweep.engine.driver")}
-    assert [step for step in path if step not in reached] == []
-
-
 def _repeated_blocks(*folders: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, str(ROOT / ".ci" / "repeated_blocks.py"), *map(str, folders)]
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
