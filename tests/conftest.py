@@ -38,7 +38,15 @@ def _start_shared_ray() -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        from sweep.engine.session import EMBEDDED_RAY  # as `sweep run` starts it
+
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            _system_config=EMBEDDED_RAY,
+        )
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The README's trial path, followed through one running trial: every Python process of the sweep (the `sweep`
 command, the Ray workers) records each file of the package whose functions it runs, and each step the README
-names must be among them, in the process the README says it runs in."""
+names must be among them, in the process the README says it runs in. The embedded Ray starts no worker
+beyond the one the trial runs in."""
 
 from __future__ import annotations
 
@@ -75,7 +76,9 @@ def test_one_trial_takes_the_readme_s_path_from_yaml_to_parquet(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[  1/1] done" in result.stdout
     (driver,) = [_called(f) for f in out.glob("sweep-*.txt")]
-    workers = set().union(*(_called(f) for f in out.glob("default_worker.py-*.txt")))
+    started = list(out.glob("default_worker.py-*.txt"))  # each Ray worker process the sweep started
+    assert len(started) == 1, "the embedded Ray started workers that ran no trial"
+    workers = _called(started[0])
     assert sorted(set(WORKER_STEPS) - set(path)) == [], "the README's path names where the trial trains"
     on_driver = {file for file, _ in driver}
     assert sorted(step for step in path if step not in WORKER_STEPS and step not in on_driver) == []
