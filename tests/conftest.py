@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -38,15 +37,9 @@ def _start_shared_ray() -> None:
     import ray
 
     if not ray.is_initialized():
-        from sweep.engine.session import EMBEDDED_RAY  # as `sweep run` starts it
+        from sweep.engine.session import start_embedded_ray
 
-        ray.init(
-            address="local",
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            _system_config=EMBEDDED_RAY,
-        )
+        start_embedded_ray()  # the Ray `sweep run` starts
 
 
 @pytest.fixture(scope="module")

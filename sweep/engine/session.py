@@ -34,10 +34,18 @@ from sweep.errors import ResultsError, UserError, first_line
 from sweep.spec import SweepSpec
 from sweep.store.location import is_uri, worker_environment
 
-# An embedded Ray starts no idle workers for its first driver: a sweep's trials run in Tune's actors, which
-# carry a runtime env of their own and so never take a worker started without it; the two processes (one per
-# core) would only compete with the sweep's start.
-EMBEDDED_RAY = {"prestart_worker_first_driver": False}
+
+def start_embedded_ray() -> None:
+    """Start the local Ray a sweep runs on when given no address: no dashboard, quiet, and no idle workers for
+    its first driver. A sweep's trials run in Tune's actors, which carry a runtime env of their own and so
+    never take a worker started without it; those processes (one per core) would only slow its start."""
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        _system_config={"prestart_worker_first_driver": False},
+    )
 
 
 @contextlib.contextmanager
@@ -73,13 +81,7 @@ def ray_session(
             raise UserError(f"ray.address {address}: cannot connect ({_masked(exc)})") from None
         where = f"the Ray cluster at {address}"
     else:
-        ray.init(
-            address="local",
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            _system_config=EMBEDDED_RAY,
-        )
+        start_embedded_ray()
         where = "an embedded local Ray"
     try:
         _check_resources(spec, _describe(spec, where, echo), autoscaling=bool(address))
