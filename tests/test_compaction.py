@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sweep.store import SCHEMA_VERSION, TABLES, ResultsStore, query
+from sweep.store import compaction as compaction_module
 from sweep.store.compaction import compact
 
 from .conftest import write_spec
@@ -106,6 +107,26 @@ def test_a_dead_compactions_files_are_not_read_and_go_next_time(tmp_path):
     compact(store, "s")
     assert not leftover.exists() and len(parquet_files(partition)) == 1
     assert sorted(r["trial_key"] for r in store.rows("trials", "s")) == ["a", "b", "c"]
+
+
+def test_a_reader_between_a_first_compaction_s_files_and_its_switch_sees_the_trials_own_rows(
+    tmp_path, monkeypatch
+):
+    """The interleaving, forced: a partition's first compaction has written its file but not yet its manifest
+    when a reader lists the partition. The reader reads the trials' own files, each once, and no damage."""
+    store = ResultsStore(tmp_path)
+    for key in ("a", "b", "c"):
+        store.write("epochs", "s", key, [{"trial_key": key, "epoch": e} for e in range(2)])
+    write, seen = compaction_module._write, []
+
+    def then_read(store_, path, data, table):
+        write(store_, path, data, table)
+        seen.append(sorted(r["trial_key"] for r in ResultsStore(tmp_path).rows(table, "s")))
+
+    monkeypatch.setattr(compaction_module, "_write", then_read)
+    compact(store, "s")
+    assert seen and all(keys == ["a", "a", "b", "b", "c", "c"] for keys in seen)
+    assert len(store.rows("epochs", "s")) == 6 and not list((tmp_path / "epochs" / "sweep=s").glob("part-*"))
 
 
 READER = """

@@ -4,7 +4,8 @@ For each table, the partition's rows as the project reads them (each trial once)
 written into files of at most `FILE_ROWS` rows in row groups of `ROW_GROUP` rows (DuckDB's guidance: row
 groups of 100k-1M rows, files from 100 MB up). They get a new generation's names; then the manifest,
 `_compaction.json`, is replaced in one write, which is the switch (see `sweep/store/layout.py`); then the
-files it replaced go.
+files it replaced go. A partition's first compaction writes a manifest that names no file before anything
+else, so that its new files, while they appear, are never taken for compacted files whose manifest is lost.
 Until the switch a reader sees the old files, after it the new ones. A reader outside the project that
 globs the folder (DuckDB, pandas, polars) sees both sets for the moment between the switch and the deletes,
 and a trial that ran again after a compaction twice until the next one: read through `sweep query`, or glob
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweep.store.layout import MANIFEST
+from sweep.store.layout import MANIFEST, begun_manifest
 from sweep.store.schema import SCHEMA_VERSION, TABLES
 from sweep.store.tables import ResultsStore
 
@@ -65,7 +66,10 @@ def switch(
     partition = f"{store.base}/{table}/sweep={sweep}"
     data = data.sort_by([(c, "ascending") for c in _order(table)])
     generation = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    names = []
+    manifest_path = f"{table}/sweep={sweep}/{MANIFEST}"
+    if not any(info.base_name == MANIFEST for info in listing(store, partition)):  # its first compaction:
+        store.write_text(manifest_path, json.dumps(begun_manifest(generation)))  # so a reader meanwhile
+    names = []  # knows this generation's files, which appear before the switch, are not the table's yet
     for index, start in enumerate(range(0, max(1, data.num_rows), FILE_ROWS)):
         name = f"compact-{generation}-{index}.parquet"
         _write(store, f"{partition}/{name}", data.slice(start, FILE_ROWS), table)
@@ -73,7 +77,7 @@ def switch(
     keys = sorted(set(data.column("trial_key").to_pylist()))
     sizes = {info.base_name: info.size for info in listing(store, partition) if info.base_name in names}
     manifest = {"generation": generation, "files": names, "keys": keys, "rows": data.num_rows, "sizes": sizes}
-    store.write_text(f"{table}/sweep={sweep}/{MANIFEST}", json.dumps(manifest))  # the switch
+    store.write_text(manifest_path, json.dumps(manifest))  # the switch
     replaced = [info.path for info in on_disk if info.base_name not in names]
     for path in replaced:
         store.fs.delete_file(path)

@@ -8,7 +8,9 @@ next one deletes them). A trial's own file wins over its compacted rows: it ran 
 So the project's readers see either the files before a compaction or the files after it, and each trial once:
 a manifest that names a file the listing lacks was switched after the listing, and the reader lists again
 (`StaleListing`); one that still does, or that does not parse, or compacted files with no manifest, is damage
-(`DamagedManifest`), never "no compacted rows" (`sweep compact NAME --repair` rebuilds it). A file that the
+(`DamagedManifest`), never "no compacted rows" (`sweep compact NAME --repair` rebuilds it). A partition's
+first compaction writes a manifest that names no file (`begun_manifest`) before its files, so that a reader
+meanwhile takes those for a generation not yet switched to, not for a lost manifest's. A file that the
 listing shows too short to be Parquet, or a compacted file whose size is not the one its manifest recorded,
 is damaged (`TableFiles.damaged`): the listing alone tells, with no request to read it.
 
@@ -172,12 +174,20 @@ def read_manifest(fs: pafs.FileSystem, partition: str) -> dict | None:
         if key not in manifest:
             raise DamagedManifest(path, f"lacks '{key}'")
     files, keys = manifest["files"], manifest["keys"]
+    if manifest.get("begun") and files == [] and keys == []:
+        return manifest  # a first compaction under way: no compacted rows yet
     if not isinstance(files, list) or not all(_compacted_name(name) for name in files) or not files:
         expected = "expected a list of compact-*.parquet names"
         raise DamagedManifest(path, f"has 'files' {str(files)[:80]}: {expected}")
     if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
         raise DamagedManifest(path, f"has 'keys' {str(keys)[:80]}: expected a list of trial keys")
     return manifest
+
+
+def begun_manifest(generation: str) -> dict:
+    """The manifest a partition's first compaction writes before its files: it names none, so the partition's
+    rows are its trials' own files until the switch."""
+    return {"generation": "", "begun": generation, "files": [], "keys": []}
 
 
 def _compacted_name(name: object) -> bool:
