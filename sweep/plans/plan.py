@@ -22,16 +22,13 @@ def planned_trials(spec: SweepSpec) -> list[PlannedTrial]:
     return [PlannedTrial(spec.trial, TrialMeta())]
 
 
-def check_models(spec: SweepSpec, planned: list[PlannedTrial] | None = None) -> None:
+def check_models(spec: SweepSpec, planned: list[PlannedTrial]) -> None:
     """Build every planned model of another family than mlp and cnn once, on the meta device (no weight is
     allocated): its factory imports, its kwargs are taken, it fits the data's images and classes and its
     densities its layers. A mistake is one line before anything starts. `planned`: the spec's planned
-    trials, when the caller has them already (planning a large grid takes seconds)."""
+    trials, which the caller has planned once (a large grid takes seconds); a search checks its own trial."""
     seen: set[str] = set()
-    if spec.kind == "snas":
-        configs = [spec.trial]
-    else:
-        configs = [item.config for item in (planned if planned is not None else planned_trials(spec))]
+    configs = [spec.trial] if spec.kind == "snas" else [item.config for item in planned]
     for config in configs:
         identity = json.dumps([config_to_dict(config.model), config_to_dict(config.dataset)], sort_keys=True)
         if config.model.built_in or identity in seen:

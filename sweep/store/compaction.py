@@ -67,9 +67,9 @@ def switch(
     data = data.sort_by([(c, "ascending") for c in _order(table)])
     generation = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     manifest_path = f"{table}/sweep={sweep}/{MANIFEST}"
-    if not any(info.base_name == MANIFEST for info in listing(store, partition)):  # its first compaction:
-        store.write_text(manifest_path, json.dumps(begun_manifest(generation)))  # so a reader meanwhile
-    names = []  # knows this generation's files, which appear before the switch, are not the table's yet
+    if not any(info.base_name.startswith("compact-") for info in on_disk):  # its first compaction: so that
+        store.write_text(manifest_path, json.dumps(begun_manifest(generation)))  # a reader meanwhile knows
+    names = []  # this generation's files, which appear before the switch, are not the table's yet
     for index, start in enumerate(range(0, max(1, data.num_rows), FILE_ROWS)):
         name = f"compact-{generation}-{index}.parquet"
         _write(store, f"{partition}/{name}", data.slice(start, FILE_ROWS), table)
