@@ -54,11 +54,15 @@ recorded() {  # the recorded GCS and dashboard ports of the head in $temp_dir (6
   # shellcheck disable=SC1090
   if [ -f "$ports_file" ]; then . "$ports_file"; fi
 }
-stop_group() {  # end this node's process group: TERM, up to 15 s, then KILL, and wait until it is gone
+stop_group() {  # end this node's process group and wait until it is gone
   local pgid
   pgid=$(cat "$pgid_file")
-  kill -TERM -- "-$pgid" 2>/dev/null || true
+  # `ray start --block` (the group's leader) stops its node in Ray's order on TERM, in a few seconds; TERM to
+  # every process at once leaves the GCS waiting 30 s and more. So: the leader, then the group, then KILL.
+  kill -TERM "$pgid" 2>/dev/null || true
   for _ in $(seq 1 30); do running || break; sleep 0.5; done
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for _ in $(seq 1 10); do running || break; sleep 0.5; done
   kill -KILL -- "-$pgid" 2>/dev/null || true
   for _ in $(seq 1 20); do running || break; sleep 0.5; done
   rm -f "$pgid_file" "$ports_file"

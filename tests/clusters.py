@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -73,8 +74,12 @@ def head_node(temp: Path, env: Mapping[str, str]) -> Iterator[dict]:
     try:
         yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "temp": temp}
     finally:
+        began = time.monotonic()
         stop = subprocess.run(
             [str(script), "stop", "--temp-dir", str(temp)], capture_output=True, text=True, timeout=120
         )
         assert stop.returncode == 0, stop.stdout + stop.stderr
+        # Ray's own order (the node's `ray start` first) takes seconds; TERM to the whole group at once would
+        # leave its GCS up until the KILL 15 s later.
+        assert time.monotonic() - began < 14, f"stopping the head took {time.monotonic() - began:.0f} s"
         assert not (temp / "head.pgid").exists()
