@@ -38,8 +38,9 @@ class S3Server:
 
         def counted(environ: dict, start_response):
             self.requests += 1
-            sent = environ.get("HTTP_X_AMZ_DECODED_CONTENT_LENGTH") or environ.get("CONTENT_LENGTH")
-            self.bytes_in += int(sent or 0)
+            if environ["REQUEST_METHOD"] == "PUT":  # an object or a part; not a multipart upload's XML
+                sent = environ.get("HTTP_X_AMZ_DECODED_CONTENT_LENGTH") or environ.get("CONTENT_LENGTH")
+                self.bytes_in += int(sent or 0)
             return app(environ, start_response)
 
         self._server = make_server("127.0.0.1", self.port, counted, True, request_handler=MotoRequestHandler)

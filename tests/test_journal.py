@@ -1,6 +1,6 @@
 """A search's Optuna journal in a bucket: only what is new goes up, a copy that differs from the bucket's is
 fetched again whatever its size, a damaged line is one error naming the file and the line; and what
-`sweep status` costs in requests."""
+`sweep status` and a row file cost in requests."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_a_long_search_uploads_its_journal_about_once_and_a_new_machine_gets_all
         sampler=optuna.samplers.RandomSampler(0),
     )
     before = s3.bytes_in
-    for _ in range(1000):  # as the sweep does: the journal saved after each finished proposal
+    for _ in range(300):  # as the sweep does: the journal saved after each finished proposal (8 generations)
         study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
         store.save_journal("long")
     with open(local, "rb") as handle:
@@ -88,3 +88,16 @@ def test_status_on_a_bucket_takes_few_requests(s3, cli):
     one = cli("status", "a", "--results", RESULTS)
     assert one.code == 0 and "best trials" in one.out, one.err
     assert s3.requests - before <= 10
+
+
+def test_a_row_file_goes_up_in_one_request(s3):
+    """A file is sent when it is closed: one PUT, not a multipart upload's three requests (a trial's rows
+    are three files, written as it reports)."""
+    store = ResultsStore(RESULTS)
+    # the first write also finds the bucket and the partition
+    store.write("trials", "a", "k0", [{"trial_key": "k0", "kind": "sc_sdc", "status": "done"}])
+    before = s3.requests
+    for key in ("k1", "k2", "k3"):
+        store.write("trials", "a", key, [{"trial_key": key, "kind": "sc_sdc", "status": "done"}])
+    assert s3.requests - before == 3
+    assert sorted(row["trial_key"] for row in store.rows("trials", "a")) == ["k0", "k1", "k2", "k3"]

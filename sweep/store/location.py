@@ -176,6 +176,8 @@ def s3_filesystem() -> pafs.S3FileSystem:
         "connect_timeout": CONNECT_TIMEOUT_S,
         "request_timeout": REQUEST_TIMEOUT_S,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS),
+        # a file is sent when it is closed: one PUT for a small one, not a multipart upload's three requests
+        "allow_delayed_open": True,
     }
     region = s3_region()
     if endpoint:
