@@ -78,8 +78,9 @@ def head_node(temp: Path, env: Mapping[str, str]) -> Iterator[dict]:
         stop = subprocess.run(
             [str(script), "stop", "--temp-dir", str(temp)], capture_output=True, text=True, timeout=120
         )
+        took = time.monotonic() - began
         assert stop.returncode == 0, stop.stdout + stop.stderr
         # Ray's own order (the node's `ray start` first) takes seconds; TERM to the whole group at once would
         # leave its GCS up until the KILL 15 s later.
-        assert time.monotonic() - began < 14, f"stopping the head took {time.monotonic() - began:.0f} s"
+        assert took < 14, f"stopping the head took {took:.0f} s"
         assert not (temp / "head.pgid").exists()

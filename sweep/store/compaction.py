@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweep.store.layout import MANIFEST, begun_manifest
+from sweep.store.layout import MANIFEST, begun_manifest, compacted_name
 from sweep.store.schema import SCHEMA_VERSION, TABLES
 from sweep.store.tables import ResultsStore
 
@@ -67,7 +67,7 @@ def switch(
     data = data.sort_by([(c, "ascending") for c in _order(table)])
     generation = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     manifest_path = f"{table}/sweep={sweep}/{MANIFEST}"
-    if not any(info.base_name.startswith("compact-") for info in on_disk):  # its first compaction: so that
+    if not any(compacted_name(info.base_name) for info in on_disk):  # its first compaction: so that
         store.write_text(manifest_path, json.dumps(begun_manifest(generation)))  # a reader meanwhile knows
     names = []  # this generation's files, which appear before the switch, are not the table's yet
     for index, start in enumerate(range(0, max(1, data.num_rows), FILE_ROWS)):

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweep.errors import ResultsError, first_line
+from sweep.store.layout import compacted_name
 from sweep.store.location import shown
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ def damage(store: ResultsStore, table: str, error: Exception) -> ResultsError:
         sweep = parts[0] if parts else "NAME"
         again = rerun_command(store, sweep)
         then = f"{again} writes its trial's rows again"
-        if path.rpartition("/")[2].startswith("compact-"):  # named by the manifest: it is rebuilt first
+        if compacted_name(path.rpartition("/")[2]):  # named by the manifest: it is rebuilt first
             then = (
                 f"'sweep compact {sweep} --repair --results {shown(store.root)}', then {again} write its "
                 "trials' rows again"

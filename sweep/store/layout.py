@@ -124,7 +124,7 @@ def table_files(fs: pafs.FileSystem, base: str, table: str, sweep: str | None = 
         if name.startswith("part-") and name.endswith(".parquet"):
             files.live.append(info.path)
             live_keys[partition].add(name.removeprefix("part-").removesuffix(".parquet"))
-        elif name.startswith("compact-") and name.endswith(".parquet"):
+        elif compacted_name(name):
             compacted[partition].append(info.path)
         elif name == MANIFEST:
             manifests.append(partition)
@@ -176,7 +176,7 @@ def read_manifest(fs: pafs.FileSystem, partition: str) -> dict | None:
     files, keys = manifest["files"], manifest["keys"]
     if manifest.get("begun") and files == [] and keys == []:
         return manifest  # a first compaction under way: no compacted rows yet
-    if not isinstance(files, list) or not all(_compacted_name(name) for name in files) or not files:
+    if not isinstance(files, list) or not all(compacted_name(name) for name in files) or not files:
         expected = "expected a list of compact-*.parquet names"
         raise DamagedManifest(path, f"has 'files' {str(files)[:80]}: {expected}")
     if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
@@ -190,7 +190,8 @@ def begun_manifest(generation: str) -> dict:
     return {"generation": "", "begun": generation, "files": [], "keys": []}
 
 
-def _compacted_name(name: object) -> bool:
+def compacted_name(name: object) -> bool:
+    """Whether a file's name (not its path) is a compacted file's: `compact-*.parquet`."""
     if not isinstance(name, str) or "/" in name:
         return False
     return name.startswith("compact-") and name.endswith(".parquet")
