@@ -1,7 +1,7 @@
 """Port checks for cluster/local_head.sh (Linux, standard library only).
 
 python head_ports.py free PORT...        exit 1 naming the first port something already listens on
-python head_ports.py pick N              print N free ports on 127.0.0.1
+python head_ports.py pick N              print N free ports, below the ephemeral range
 python head_ports.py owner PGID PORT...  exit 0 when a process of process group PGID listens on every
                                          PORT; else print "PORT PID" for each port held by another
                                          process (PID "-" when nothing listens there yet) and exit 1
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import socket
 import sys
 from pathlib import Path
 
 LISTEN = "0A"  # the TCP state of a listening socket in /proc/net/tcp
+PICK_FROM = 20000  # above Ray's worker ports (10002 to 19999 unless set otherwise)
 
 
 def busy(port: int) -> bool:
@@ -33,7 +35,28 @@ def busy(port: int) -> bool:
 
 
 def pick(count: int) -> list[int]:
-    """Free ports, chosen by the kernel, all distinct (each socket is held until all are chosen)."""
+    """Free ports, all distinct, from below the kernel's ephemeral range: a port the kernel hands out (a bind
+    to port 0) is one it also gives the local end of outgoing connections, so between the pick and the node's
+    bind a gRPC client of Ray's could take it."""
+    low = ephemeral_range()[0]
+    candidates = list(range(PICK_FROM, low)) if low - PICK_FROM >= 10 * count else []
+    random.shuffle(candidates)
+    chosen = [port for port in candidates[: 50 * count] if not busy(port)][:count]
+    if len(chosen) < count:  # an ephemeral range that starts low: as the kernel chooses
+        return _kernel_ports(count)
+    return chosen
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux's default when it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _kernel_ports(count: int) -> list[int]:
     sockets = []
     try:
         for _ in range(count):

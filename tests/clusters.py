@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,10 +42,12 @@ def lose(node) -> None:
     os.kill(node.all_processes["raylet"][0].process.pid, signal.SIGKILL)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Free ports as `local_head.sh --port auto` picks them (below the ephemeral range, so that no outgoing
+    connection takes one before the head binds it)."""
+    script = Path(__file__).resolve().parents[1] / "cluster" / "head_ports.py"
+    picked = subprocess.run([sys.executable, str(script), "pick", str(count)], capture_output=True, text=True)
+    return [int(port) for port in picked.stdout.split()]
 
 
 @contextlib.contextmanager
@@ -54,7 +55,7 @@ def head_node(temp: Path, env: Mapping[str, str]) -> Iterator[dict]:
     """A head node with 2 CPUs started by cluster/local_head.sh with the environment `env` (the venv's bin
     first on PATH); its GCS address, job server and temp dir. Stopped, by its process group, at the end."""
     script = Path(__file__).resolve().parents[1] / "cluster" / "local_head.sh"
-    port, dashboard, client, agent = (free_port() for _ in range(4))
+    port, dashboard, client, agent = free_ports(4)
     env = {**env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}
     options = [
         "--port",

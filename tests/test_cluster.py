@@ -172,6 +172,20 @@ def test_a_busy_port_is_refused_in_one_line(head, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_auto_ports_are_free_and_below_the_ephemeral_range():
+    """`--port auto`'s ports: never ones the kernel hands to outgoing connections (a Ray client could take one
+    between the pick and the head's bind), nor Ray's worker ports."""
+    picked = subprocess.run(
+        [sys.executable, str(ROOT / "cluster" / "head_ports.py"), "pick", "4"], capture_output=True, text=True
+    )
+    ports = [int(port) for port in picked.stdout.split()]
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert len(set(ports)) == 4 and all(20000 <= port < low for port in ports), (ports, low)
+    for port in ports:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+
+
 def test_a_second_head_chooses_its_ports_and_is_found_by_its_temp_dir(head, tmp_path_factory):
     temp = tmp_path_factory.mktemp("head2")  # a short path: Ray's socket paths must fit in 107 bytes
     start = head_script("start", "--port", "auto", "--temp-dir", temp, "--num-cpus", "1")
