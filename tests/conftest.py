@@ -52,6 +52,15 @@ def shared_ray():
     yield
 
 
+@pytest.fixture
+def ray_temp():
+    """A temp folder for a Ray node the test starts, with a path short enough for Ray's sockets."""
+    from .clusters import short_temp
+
+    with short_temp() as folder:
+        yield folder
+
+
 @pytest.fixture(autouse=True)
 def _ray_as_the_test_needs(request):
     """A test that does not share meets no Ray in this process: its sweeps start their own, with the
@@ -63,6 +72,24 @@ def _ray_as_the_test_needs(request):
     elif ray.is_initialized():
         ray.shutdown()
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests that share one Ray run back to back, so that it starts once rather than again after each
+    module that wants none (every start costs Ray's own start and stop, new workers and their imports): first
+    the modules where every test shares, then those where some do (theirs first), then the rest. A module's
+    tests stay together, so its fixtures are made once; every test still meets Ray as it asks."""
+    shares = {item: "shared_ray" in item.fixturenames for item in items}
+    by_module: dict[str, list] = {}
+    for item in items:
+        by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def rank(tests: list) -> int:
+        sharing = sum(shares[test] for test in tests)
+        return 0 if sharing == len(tests) else 1 if sharing else 2
+
+    modules = sorted(by_module.values(), key=rank)  # stable: the collection's order within each rank
+    items[:] = [test for tests in modules for test in sorted(tests, key=lambda test: not shares[test])]
 
 
 def pytest_sessionfinish(session, exitstatus):
