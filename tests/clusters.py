@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +36,18 @@ def start_cluster():
         },
     }
     return Cluster(initialize_head=True, head_node_args=head), temp
+
+
+@contextlib.contextmanager
+def short_temp() -> Iterator[Path]:
+    """A Ray node's temp folder, removed at the end: under /tmp with a short name, since Ray's socket paths
+    must fit in 107 bytes and pytest's own folders (one per worker when the suite runs in parallel) can be
+    too long for that."""
+    folder = Path(tempfile.mkdtemp(prefix="ray-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def lose(node) -> None:

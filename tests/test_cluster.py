@@ -20,7 +20,7 @@ from sweep.engine.submit import runtime_env, upload_files
 from sweep.spec import parse_spec
 from sweep.store import ResultsStore
 
-from .clusters import head_node
+from .clusters import head_node, short_temp
 from .conftest import ROOT, write_spec
 
 pytestmark = pytest.mark.slow
@@ -36,8 +36,8 @@ grid: {{sparse_width: 32, ratios: [0.5], depths: [1], seeds: [0]}}
 
 
 @pytest.fixture(scope="module")
-def head(tmp_path_factory):
-    with head_node(tmp_path_factory.mktemp("ray-head"), os.environ) as node:
+def head():
+    with short_temp() as temp, head_node(temp, os.environ) as node:
         yield node
 
 
@@ -186,28 +186,28 @@ def test_auto_ports_are_free_and_below_the_ephemeral_range():
             probe.bind(("127.0.0.1", port))
 
 
-def test_a_second_head_chooses_its_ports_and_is_found_by_its_temp_dir(head, tmp_path_factory):
-    temp = tmp_path_factory.mktemp("head2")  # a short path: Ray's socket paths must fit in 107 bytes
-    start = head_script("start", "--port", "auto", "--temp-dir", temp, "--num-cpus", "1")
+def test_a_second_head_chooses_its_ports_and_is_found_by_its_temp_dir(head, ray_temp):
+    start = head_script("start", "--port", "auto", "--temp-dir", ray_temp, "--num-cpus", "1")
     try:
         assert start.returncode == 0, start.stdout + start.stderr
-        recorded = dict(line.split("=") for line in (temp / "head.ports").read_text().split())
+        recorded = dict(line.split("=") for line in (ray_temp / "head.ports").read_text().split())
         port, dashboard = recorded["port"], recorded["dashboard_port"]
         assert f"127.0.0.1:{port}" != head["address"] and f":{dashboard}" not in head["jobs"]
         assert f"--address 127.0.0.1:{port}" in start.stdout
-        status = head_script("status", "--temp-dir", temp, timeout=60)
+        status = head_script("status", "--temp-dir", ray_temp, timeout=60)
         assert status.returncode == 0, status.stdout + status.stderr
         assert f"address 127.0.0.1:{port}" in status.stdout and "Node status" in status.stdout
         first = head_script("status", "--temp-dir", head["temp"], timeout=60)
         assert first.returncode == 0 and f"address {head['address']}" in first.stdout
     finally:
-        stop = head_script("stop", "--temp-dir", temp, timeout=120)
+        stop = head_script("stop", "--temp-dir", ray_temp, timeout=120)
     assert stop.returncode == 0 and "stopped the head node" in stop.stdout, stop.stdout + stop.stderr
     pgid = int(start.stdout.split("process group ")[1].split(",")[0])
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)
-    assert head_script("status", "--temp-dir", temp, timeout=60).returncode == 1
-    assert head_script("status", "--temp-dir", head["temp"], timeout=60).returncode == 0  # the first lives on
+    assert head_script("status", "--temp-dir", ray_temp, timeout=60).returncode == 1
+    first_lives_on = head_script("status", "--temp-dir", head["temp"], timeout=60)
+    assert first_lives_on.returncode == 0
 
 
 def git_project(root: Path, tracked: dict[str, str], untracked: dict[str, str]) -> Path:

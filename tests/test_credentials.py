@@ -23,16 +23,17 @@ pytestmark = pytest.mark.slow
 KEY_ID, SECRET, TOKEN = (f"{kind}{uuid.uuid4().hex}" for kind in ("AKIA", "Secret", "Token"))  # here only
 
 
-def test_a_job_runs_on_the_head_s_own_credentials_and_no_secret_travels(s3, tmp_path_factory, monkeypatch):
+def test_a_job_runs_on_the_head_s_own_credentials_and_no_secret_travels(
+    s3, ray_temp, tmp_path_factory, monkeypatch
+):
     for name, value in (("AWS_ACCESS_KEY_ID", KEY_ID), ("AWS_SECRET_ACCESS_KEY", SECRET)):
         monkeypatch.setenv(name, value)  # the head's and the submitter's (moto takes any keys)
     monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
-    temp = tmp_path_factory.mktemp("ray-s3")
     spec = write_spec(
         tmp_path_factory.mktemp("spec") / "g.yaml",
         tiny_grid("s3-job", "{sparse_width: 16, ratios: [0.5], depths: [1], seeds: [0]}"),
     )
-    with head_node(temp, os.environ) as head:
+    with head_node(ray_temp, os.environ) as head:
         submit = [sys.executable, "-m", "sweep", "submit", spec, "--address", head["jobs"]]
         ran = subprocess.run(
             [*map(str, submit), "--results", f"s3://{BUCKET}/r", "--follow"],
@@ -49,6 +50,8 @@ def test_a_job_runs_on_the_head_s_own_credentials_and_no_secret_travels(s3, tmp_
     seen = {"printed": (ran.stdout + ran.stderr + listed).encode()}
     seen |= {f"s3://{key}": s3.body(key) for key in s3.keys("")}
     seen |= {
-        str(path): path.read_bytes() for path in temp.rglob("*") if path.is_file() and not path.is_symlink()
+        str(path): path.read_bytes()
+        for path in ray_temp.rglob("*")
+        if path.is_file() and not path.is_symlink()
     }
     assert not [where for where, data in seen.items() if any(secret in data for secret in secrets)]
