@@ -63,9 +63,9 @@ def test_a_trial_on_a_lost_node_continues_on_another_from_its_checkpoint(cluster
     results = tmp_path / "r"
     proc = drivers.start("run", spec, "--results", results, "--address", cluster[0].address)
     drivers.wait_for(lambda: last_epoch(results, "lost-node") >= 5, proc, timeout=300, every=0.1)
-    spare = add_node(cluster)  # where the trial goes next
     reported = last_epoch(results, "lost-node")
-    lose(first)
+    lose(first)  # before the spare joins: the trial cannot end on its first node meanwhile
+    spare = add_node(cluster)  # where the trial goes next
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output
     assert re.search(r"\[retry\] trial \w+ failed \(.*node.*\); attempt 2 of 3 continues", output), output

@@ -287,8 +287,8 @@ def test_a_lost_node_s_trial_continues_from_its_checkpoint_in_the_bucket(s3, tmp
         results = f"s3://{BUCKET}/r"
         proc = drivers.start("run", spec, "--results", results, "--address", built.address, env=env_of(s3))
         drivers.wait_for(lambda: _last_epoch(results) >= 5, proc, timeout=300, every=0.2)
+        lose(first)  # before the spare joins: the trial cannot end on its first node meanwhile
         spare = built.add_node(num_cpus=1, temp_dir=temp)
-        lose(first)
         output, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, output
         resumed = re.search(r"continues after epoch (\d+) on node (\w+)", output)
