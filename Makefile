@@ -49,13 +49,18 @@ demo: install data
 	$(BIN)/sweep run search_spaces/quickstart.yaml
 	$(BIN)/sweep report quickstart
 
+# The suite runs on a pytest worker per core, four at most (pytest-xdist): its tests spend much of their time
+# waiting on the Ray, drivers and servers they start, which other tests' work fills. A module's tests stay
+# on one worker, so that its fixtures are made once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 PYTEST_ARGS ?=
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 # The edit-test loop: everything but the tests marked slow (real sweeps, clusters, faults).
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not slow"
 
 # The whole suite on the newest versions the ranges admit, in a venv of its own (the lock's stays as it is).
 test-latest:
@@ -63,7 +68,7 @@ test-latest:
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
 	$(LATEST)/bin/python -m pip list --format freeze | grep -iE '^(torch|ray|optuna|duckdb|pandas|pyarrow|numpy)=='
-	$(LATEST)/bin/python -m pytest
+	$(LATEST)/bin/python -m pytest $(PARALLEL)
 
 lint: install
 	$(BIN)/ruff check sweep tests
