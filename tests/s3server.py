@@ -1,7 +1,8 @@
 """A real S3 API server on 127.0.0.1 for the tests: moto's server mode, which speaks S3's HTTP protocol and
-enforces conditional writes. It keeps its objects in this process's memory, so stopping it and starting it
-again on the same port takes the store away and brings it back with its data. It counts the requests it
-answers and the bytes of the objects it is sent."""
+enforces conditional writes (one at a time here, so that of two at once only one wins, as on S3). It keeps
+its objects in this process's memory, so stopping it and starting it again on the same port takes the store
+away and brings it back with its data. It counts the requests it answers and the bytes of the objects it is
+sent."""
 
 from __future__ import annotations
 
@@ -35,12 +36,16 @@ class S3Server:
         from werkzeug.serving import make_server
 
         app = DomainDispatcherApplication(create_backend_app)
+        conditional = threading.Lock()  # S3 applies a conditional write atomically; moto checks, then writes
 
         def counted(environ: dict, start_response):
             self.requests += 1
             if environ["REQUEST_METHOD"] == "PUT":  # an object or a part; not a multipart upload's XML
                 sent = environ.get("HTTP_X_AMZ_DECODED_CONTENT_LENGTH") or environ.get("CONTENT_LENGTH")
                 self.bytes_in += int(sent or 0)
+            if environ["REQUEST_METHOD"] != "GET" and {"HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH"} & set(environ):
+                with conditional:  # two writers at once cannot both pass the check
+                    return app(environ, start_response)
             return app(environ, start_response)
 
         self._server = make_server("127.0.0.1", self.port, counted, True, request_handler=MotoRequestHandler)
