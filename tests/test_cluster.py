@@ -20,7 +20,7 @@ from sweep.engine.submit import runtime_env, upload_files
 from sweep.spec import parse_spec
 from sweep.store import ResultsStore
 
-from .clusters import head_node, short_temp
+from .clusters import free_ports, head_node, short_temp
 from .conftest import ROOT, write_spec
 
 pytestmark = pytest.mark.slow
@@ -175,10 +175,7 @@ def test_a_busy_port_is_refused_in_one_line(head, tmp_path):
 def test_auto_ports_are_free_and_below_the_ephemeral_range():
     """`--port auto`'s ports: never ones the kernel hands to outgoing connections (a Ray client could take one
     between the pick and the head's bind), nor Ray's worker ports."""
-    picked = subprocess.run(
-        [sys.executable, str(ROOT / "cluster" / "head_ports.py"), "pick", "4"], capture_output=True, text=True
-    )
-    ports = [int(port) for port in picked.stdout.split()]
+    ports = free_ports(4)
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     assert len(set(ports)) == 4 and all(20000 <= port < low for port in ports), (ports, low)
     for port in ports:
