@@ -20,7 +20,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from sweep.store import ResultsStore, query
 from sweep.store.compaction import compact
-from sweep.store.lease_file import LeaseFile, SweepBusy
+from sweep.store.lease_file import RENEWALS_PER_TERM, LeaseFile, SweepBusy
 
 from . import drivers
 from .clusters import lose, start_cluster
@@ -106,19 +106,26 @@ def test_of_two_drivers_started_together_on_a_bucket_exactly_one_runs(s3, tmp_pa
 def test_the_lease_on_s3_is_a_compare_and_swap_of_which_exactly_one_wins(s3):
     store = ResultsStore(f"s3://{BUCKET}/r")
     leases = [LeaseFile(store.fs, store.base, "race") for _ in range(8)]
-    start, won, lost = threading.Barrier(8), [], []
+    start, won, lost, ended = threading.Barrier(8), [], [], threading.Event()
 
     def take(lease: LeaseFile) -> None:
         start.wait()
         try:
             lease.acquire("run")
-            won.append(lease)
         except SweepBusy:
             lost.append(lease)
+            return
+        won.append(lease)
+        while not ended.wait(lease.term / RENEWALS_PER_TERM):  # renewed as a driver renews it: a driver
+            lease.renew()  # that reads it late sees it alive, and does not take it over a term later
 
     threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 120
+    while len(won) + len(lost) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ended.set()
     for thread in threads:
         thread.join()
     assert len(won) == 1 and len(lost) == 7
