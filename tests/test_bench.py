@@ -23,6 +23,7 @@ KEYS = (
     "snip_cost",
     "grasp_cost",
     "synflow_cost",
+    "ranking_speedup",
     "subnormal_cost",
     "sweep_overhead",
     "tracking_overhead",

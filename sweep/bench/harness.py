@@ -29,6 +29,7 @@ GOALS = {
     "snip_cost": None,  # costs to know, with no goal: once per trial, against an epoch it trains many of
     "grasp_cost": None,
     "synflow_cost": None,
+    "ranking_speedup": (">=", 2.0),
     "subnormal_cost": None,  # what subnormal weights would cost; the trainer flushes them
     "sweep_overhead": ("<=", 1.25),
     "tracking_overhead": ("<=", 1.02),

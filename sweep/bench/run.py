@@ -8,6 +8,8 @@ and reports the ratio of each pair as min / median / max, plus the absolute time
 - checkpoint_overhead = epoch with the checkpoint a worker hands Tune after it / epoch without one;
 - rigl_overhead  = RigL epoch (mask updates every 100 steps) / static-mask epoch on the reference MLP;
 - snip_cost, grasp_cost, synflow_cost = choosing the masks by that method / one training epoch;
+- ranking_speedup = a ResNet-18's best 10% of weights kept by a full sort / by one global threshold, the
+                   selection every global mask method ends in (`sweep.core.masks.selection.keep_top`);
 - subnormal_cost = forward and backward passes of the reference MLP with 5% of its weights subnormal,
                    computed as they are / flushed to zero as the trainer does (`sweep.core.numerics`);
 - sweep_overhead = `sweep run` wall on an embedded Ray / (the same trials' serial time / parallel workers);
@@ -28,7 +30,7 @@ import torch
 
 from sweep.bench.checkpoint import checkpoint_cost
 from sweep.bench.harness import Result, Settings, machine, quick_header, summary_line
-from sweep.bench.masks import rigl_cost, scoring_cost
+from sweep.bench.masks import ranking_cost, rigl_cost, scoring_cost
 from sweep.bench.models import model_bytes, resnet_masking
 from sweep.bench.sparse import calibrate, sparse_speed
 from sweep.bench.subnormal import subnormal_cost
@@ -65,6 +67,7 @@ def run_bench(
         "snip_cost": lambda: scoring_cost("snip", splits, settings),
         "grasp_cost": lambda: scoring_cost("grasp", splits, settings),
         "synflow_cost": lambda: scoring_cost("synflow", splits, settings),
+        "ranking_speedup": lambda: ranking_cost(settings),
         "peak_fraction": lambda: peak(splits, settings),
         "sparse_speedup": lambda: sparse_speed(splits, settings),
         "subnormal_cost": lambda: subnormal_cost(splits, settings),

@@ -11,11 +11,8 @@ import torch
 
 def top_k_mask(scores: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
     """A mask of `scores`' shape with ones at the `count` highest scores (ties in a seeded random order)."""
-    flat = scores.detach().reshape(-1).double().cpu()
-    order = _ranked(flat, generator)
-    mask = torch.zeros(flat.numel())
-    mask[order[:count]] = 1.0
-    return mask.view(scores.shape)
+    chosen, _ = _highest(_flat(scores), count, generator)
+    return chosen.float().view(scores.shape)
 
 
 def fixed_layers(model: torch.nn.Module) -> list[bool]:
@@ -36,28 +33,59 @@ def keep_top(
     all layers with one threshold (`scope: global`, at least one weight per layer)."""
     if scope == "layer":
         return [top_k_mask(s, c, generator) for s, c in zip(scores, counts, strict=True)]
-    flat = [s.detach().reshape(-1).double().cpu() for s in scores]
-    layer_of = torch.cat([torch.full((f.numel(),), i) for i, f in enumerate(flat)])
+    flat = [_flat(s) for s in scores]
+    sizes = [f.numel() for f in flat]
     everything = torch.cat(flat)
-    order = _ranked(everything, generator)
-    kept = order[: sum(counts)].tolist()
-    per_layer = torch.bincount(layer_of[kept], minlength=len(flat)).tolist()
-    for layer, count in enumerate(per_layer):  # a layer the threshold empties keeps its best weight,
-        if count == 0:  # in place of the weakest kept weight of a layer that keeps several
-            best = next(int(i) for i in order if layer_of[i] == layer)
-            weakest = next(i for i in reversed(kept) if per_layer[int(layer_of[i])] > 1)
-            kept.remove(weakest)
-            kept.append(best)
-            per_layer[int(layer_of[weakest])] -= 1
-            per_layer[layer] += 1
-    chosen = torch.zeros(everything.numel())
-    chosen[kept] = 1.0
-    masks = chosen.split([f.numel() for f in flat])
+    layer_of = torch.repeat_interleave(torch.arange(len(flat)), torch.tensor(sizes))
+    chosen, shuffle = _highest(everything, sum(counts), generator)
+    per_layer = torch.bincount(layer_of[chosen], minlength=len(flat))
+    # A layer the threshold empties keeps its best weight, in place of the weakest kept weight of a layer
+    # that keeps several.
+    for layer in (per_layer == 0).nonzero().flatten().tolist():
+        best = _ranked_end(everything, shuffle, layer_of == layer, best=True)
+        weakest = _ranked_end(everything, shuffle, chosen & (per_layer[layer_of] > 1), best=False)
+        chosen[weakest], chosen[best] = False, True
+        per_layer[layer_of[weakest]] -= 1
+        per_layer[layer] += 1
+    masks = chosen.float().split(sizes)
     return [m.view(s.shape) for m, s in zip(masks, scores, strict=True)]
 
 
-def _ranked(values: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Indices of `values` from highest to lowest; equal values in an order drawn from the generator."""
-    shuffle = torch.randperm(values.numel(), generator=generator)
-    order = torch.argsort(values[shuffle], descending=True, stable=True)
-    return shuffle[order]
+def _flat(scores: torch.Tensor) -> torch.Tensor:
+    """Scores as one row of doubles on the CPU; a score that is no number (an overflow's inf times zero) ranks
+    lowest, below every finite score, so it never takes the place of a weight a score speaks for."""
+    flat = scores.detach().reshape(-1).double().cpu()
+    return flat.nan_to_num(nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
+
+
+def _highest(
+    values: torch.Tensor, count: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which `count` of `values` rank highest, equal values taken in the order of a seeded shuffle of the
+    indices (returned too). A selection at the count's threshold, not a sort of everything: a ResNet's global
+    ranking holds millions of weights."""
+    size = values.numel()
+    shuffle = torch.randperm(size, generator=generator)
+    if count >= size or count <= 0:
+        return torch.full((size,), count > 0), shuffle
+    threshold = torch.kthvalue(values, size - count + 1).values
+    chosen, tied = values > threshold, values == threshold
+    wanted = count - int(chosen.sum())
+    if wanted == int(tied.sum()):  # no tie to break (the common case for real-valued scores)
+        return chosen | tied, shuffle
+    chosen[_in_shuffle_order(tied, shuffle)[:wanted]] = True
+    return chosen, shuffle
+
+
+def _ranked_end(values: torch.Tensor, shuffle: torch.Tensor, among: torch.Tensor, best: bool) -> int:
+    """The index of the best-ranked (or worst-ranked) value `among` selects: the highest value, the first in
+    the shuffle among equals (or the lowest value, the last in the shuffle)."""
+    ranked = values[among]
+    end = ranked.max() if best else ranked.min()
+    ends = _in_shuffle_order(among & (values == end), shuffle)
+    return int(ends[0] if best else ends[-1])
+
+
+def _in_shuffle_order(which: torch.Tensor, shuffle: torch.Tensor) -> torch.Tensor:
+    """The indices `which` selects, in the order they come in `shuffle`."""
+    return shuffle[which[shuffle]]
