@@ -25,6 +25,19 @@ needs_fashion = pytest.mark.skipif(
 )
 
 
+def _one_share_of_the_cores() -> None:
+    """Under pytest-xdist, each worker's in-process torch gets its share of the cores, not all of them:
+    two workers each running two OpenMP threads on two cores make every thread wait on the others."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+_one_share_of_the_cores()
+
+
 @pytest.fixture(scope="session")
 def fashion():
     """The whole Fashion-MNIST data set, read once for the session."""
