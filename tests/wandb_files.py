@@ -73,7 +73,12 @@ def read_run(folder: Path) -> OfflineRun:
 
 
 def offline_runs(folder: Path) -> dict[str, OfflineRun]:
-    """Every offline run under a `wandb` folder, by its run id (a run written twice fails here)."""
+    """Every offline run under a `wandb` folder, by its run id (a run written twice fails here). Read once
+    W&B's service has stopped: `finish` returns once the service has the run's last record, and the service
+    writes and closes the run's log after that (at the latest when `sweep export`'s process ends)."""
+    import wandb
+
+    wandb.teardown()
     found: dict[str, OfflineRun] = {}
     for run_folder in sorted(folder.glob("offline-run-*")):
         run = read_run(run_folder)
