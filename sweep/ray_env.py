@@ -1,12 +1,19 @@
 """Ray's environment, set in one place before Ray is imported: no usage statistics, no token auth on a
-local head, and Tune with no output or result files of its own (progress and the Parquet tables are ours).
+local head, no tracebacks of errors Tune has stopped awaiting, and Tune with no output or result files of its
+own (progress and the Parquet tables are ours).
 A setting the user exported already is kept."""
 
 from __future__ import annotations
 
 import os
 
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    # A trial's error that no one awaits any more (Tune's, once a sweep stops) is not dumped with its
+    # traceback: the sweep reports each trial's error in a line, and the trial's error file keeps the trace.
+    "RAY_IGNORE_UNHANDLED_ERRORS": "1",
+}
 TUNE_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no tables of Tune's own; progress is ours
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # the Parquet tables are the record, not result.json

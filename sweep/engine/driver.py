@@ -35,7 +35,7 @@ from sweep.store import ResultsStore
 from sweep.store.compaction import compact, compaction_line
 from sweep.store.damage import rerun_command
 from sweep.store.lease import driver_lease
-from sweep.store.location import settled_spec, shown
+from sweep.store.location import is_uri, settled_spec, shown, store_failure, store_stopped
 from sweep.store.summary import done_keys
 from sweep.store.sweep_state import SweepState
 
@@ -194,6 +194,12 @@ def _run_stages(run: SweepRun, state: SweepState, todo: list[str]) -> int:
                 except Interrupted:
                     run.lease.check()  # the lease was lost: say so, not "interrupted"
                     raise
+                except OSError as exc:  # a bucket that went away under Tune's own reads and writes
+                    if not is_uri(run.store.root):
+                        raise
+                    raise ResultsError(
+                        store_stopped(run.spec.name, run.store.root, store_failure(exc))
+                    ) from None
     run.lease.check()
     return replayed
 

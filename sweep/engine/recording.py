@@ -31,7 +31,7 @@ from sweep.spec import parse_trial
 from sweep.store import ResultsStore
 from sweep.store.deadline import store_deadline_s, store_named, within
 from sweep.store.fence import Fenced, held, holding
-from sweep.store.location import shown
+from sweep.store.location import store_stopped
 
 
 class ResultsCallback(tune.Callback):
@@ -143,10 +143,7 @@ class ResultsCallback(tune.Callback):
         self.failure = (
             error
             if isinstance(error, Fenced)
-            else ResultsError(
-                f"sweep {self.sweep} stopped: {reason}; once the results store takes writes again, "
-                f"continue it with 'sweep resume {self.sweep} --results {shown(self.results)}'"
-            )
+            else ResultsError(store_stopped(self.sweep, self.results, reason))
         )
         if self._fence is not None:
             self._fence.stop(self.failure)  # and exits if the run does not stop within the deadline

@@ -208,6 +208,14 @@ def store_failure(exc: BaseException) -> str:
     return f"the store failed a request ({reason}; endpoint {endpoint_shown()})"
 
 
+def store_stopped(sweep: str, results: str, reason: object) -> str:
+    """The line that stops a sweep whose results store failed: why, and the command that continues it."""
+    return (
+        f"sweep {sweep} stopped: {reason}; once the results store takes writes again, "
+        f"continue it with 'sweep resume {sweep} --results {shown(results)}'"
+    )
+
+
 def settled_spec(spec: SweepSpec) -> SweepSpec:
     """The spec with `ray.storage` as a plain URI: its query's settings are this process's AWS variables
     now (its credentials too), so neither the sweep's state nor Tune's holds a credential."""
