@@ -10,8 +10,8 @@ import os
 RAY_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AUTH_MODE": "disabled",
-    # A trial's error that no one awaits any more (Tune's, once a sweep stops) is not dumped with its
-    # traceback: the sweep reports each trial's error in a line, and the trial's error file keeps the trace.
+    # An error no one awaits any more (a trial's, in a call Tune drops when a sweep stops) is not dumped with
+    # its traceback: the sweep has reported each trial's error in a line of its own already.
     "RAY_IGNORE_UNHANDLED_ERRORS": "1",
 }
 TUNE_ENV = {

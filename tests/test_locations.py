@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from sweep.store import ResultsStore
+from sweep.store.deadline import store_answers
 from sweep.store.location import worker_environment
 
 from .s3server import BUCKET
@@ -89,3 +90,12 @@ def test_a_printed_resume_command_runs_as_printed_in_a_shell(cli, tmp_path):
     )
     assert ran.returncode == 0, command + ran.stdout + ran.stderr
     assert "sweep quoted is already complete" in ran.stdout
+
+
+def test_a_store_answers_a_probe_until_it_is_away(s3, monkeypatch):
+    """How a sweep tells a bucket gone away from an error of another kind, after a failed request."""
+    store = ResultsStore(f"s3://{BUCKET}/r")
+    assert store_answers(store.root, store.exists)
+    s3.stop()
+    monkeypatch.setenv("SPARSE_SWEEP_STORE_DEADLINE_S", "10")  # refused at once, or not answered in time
+    assert not store_answers(store.root, store.exists)

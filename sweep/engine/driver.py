@@ -34,6 +34,7 @@ from sweep.spec import SweepSpec, config_to_dict, parse_spec
 from sweep.store import ResultsStore
 from sweep.store.compaction import compact, compaction_line
 from sweep.store.damage import rerun_command
+from sweep.store.deadline import store_answers
 from sweep.store.lease import driver_lease
 from sweep.store.location import is_uri, settled_spec, shown, store_failure, store_stopped
 from sweep.store.summary import done_keys
@@ -195,7 +196,7 @@ def _run_stages(run: SweepRun, state: SweepState, todo: list[str]) -> int:
                     run.lease.check()  # the lease was lost: say so, not "interrupted"
                     raise
                 except OSError as exc:  # a bucket that went away under Tune's own reads and writes
-                    if not is_uri(run.store.root):
+                    if not is_uri(run.store.root) or store_answers(run.store.root, run.store.exists):
                         raise
                     raise ResultsError(
                         store_stopped(run.spec.name, run.store.root, store_failure(exc))

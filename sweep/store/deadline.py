@@ -61,6 +61,16 @@ def within(seconds: float, store: str, doing: str, call: Callable[..., T], *args
     return outcome["value"]  # type: ignore[return-value]
 
 
+def store_answers(root: str, probe: Callable[[], object]) -> bool:
+    """Whether the store at `root` answers `probe` (a cheap request) within the deadline: after a failed
+    request, tells a store away from an error of another kind."""
+    try:
+        within(store_deadline_s(), store_named(root), "answering a probe", probe)
+    except (OSError, ResultsError):
+        return False
+    return True
+
+
 def store_named(root: str) -> str:
     """A store as messages name it: an S3 store with the endpoint its requests go to."""
     return f"{root} (endpoint {endpoint_shown()})" if is_s3(root) else root

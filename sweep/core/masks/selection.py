@@ -52,24 +52,27 @@ def keep_top(
 
 
 def _flat(scores: torch.Tensor) -> torch.Tensor:
-    """Scores as one row of doubles on the CPU; a score that is no number (an overflow's inf times zero) ranks
-    lowest, below every finite score, so it never takes the place of a weight a score speaks for."""
-    flat = scores.detach().reshape(-1).double().cpu()
-    return flat.nan_to_num(nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
+    """Scores as one row of doubles on the CPU."""
+    return scores.detach().reshape(-1).double().cpu()
 
 
 def _highest(
     values: torch.Tensor, count: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Which `count` of `values` rank highest, equal values taken in the order of a seeded shuffle of the
-    indices (returned too). A selection at the count's threshold, not a sort of everything: a ResNet's global
-    ranking holds millions of weights."""
+    indices (returned too), and a NaN above every number, as a sort ranks it. A selection at the count's
+    threshold, not a sort of everything: a ResNet's global ranking holds millions of weights."""
     size = values.numel()
     shuffle = torch.randperm(size, generator=generator)
     if count >= size or count <= 0:
         return torch.full((size,), count > 0), shuffle
-    threshold = torch.kthvalue(values, size - count + 1).values
-    chosen, tied = values > threshold, values == threshold
+    nan = values.isnan()
+    chosen = torch.zeros(size, dtype=torch.bool)
+    if count <= int(nan.sum()):
+        chosen[_in_shuffle_order(nan, shuffle)[:count]] = True
+        return chosen, shuffle
+    threshold = torch.kthvalue(values[~nan], size - count + 1).values
+    chosen, tied = (values > threshold) | nan, values == threshold
     wanted = count - int(chosen.sum())
     if wanted == int(tied.sum()):  # no tie to break (the common case for real-valued scores)
         return chosen | tied, shuffle
@@ -78,12 +81,17 @@ def _highest(
 
 
 def _ranked_end(values: torch.Tensor, shuffle: torch.Tensor, among: torch.Tensor, best: bool) -> int:
-    """The index of the best-ranked (or worst-ranked) value `among` selects: the highest value, the first in
-    the shuffle among equals (or the lowest value, the last in the shuffle)."""
-    ranked = values[among]
-    end = ranked.max() if best else ranked.min()
-    ends = _in_shuffle_order(among & (values == end), shuffle)
-    return int(ends[0] if best else ends[-1])
+    """The index of the best-ranked (or worst-ranked) value `among` selects: the highest value (a NaN above
+    every number), the first in the shuffle among equals (or the lowest value, the last in the shuffle)."""
+    nan = among & values.isnan()
+    numbers = among & ~nan
+    if (best and nan.any()) or not numbers.any():
+        ends = nan
+    else:
+        ranked = values[numbers]
+        ends = numbers & (values == (ranked.max() if best else ranked.min()))
+    order = _in_shuffle_order(ends, shuffle)
+    return int(order[0] if best else order[-1])
 
 
 def _in_shuffle_order(which: torch.Tensor, shuffle: torch.Tensor) -> torch.Tensor:
