@@ -67,11 +67,12 @@ def _highest(
     if count >= size or count <= 0:
         return torch.full((size,), count > 0), shuffle
     nan = values.isnan()
-    chosen = torch.zeros(size, dtype=torch.bool)
-    if count <= int(nan.sum()):
+    nans = int(nan.sum())
+    if count <= nans:
+        chosen = torch.zeros(size, dtype=torch.bool)
         chosen[_in_shuffle_order(nan, shuffle)[:count]] = True
         return chosen, shuffle
-    threshold = torch.kthvalue(values[~nan], size - count + 1).values
+    threshold = torch.kthvalue(values[~nan] if nans else values, size - count + 1).values
     chosen, tied = (values > threshold) | nan, values == threshold
     wanted = count - int(chosen.sum())
     if wanted == int(tied.sum()):  # no tie to break (the common case for real-valued scores)
