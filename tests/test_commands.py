@@ -1,6 +1,7 @@
 """The commands' own checks, each a line before anything runs: what `sweep resume` says of a trial that
 `sweep train` trained, an empty --results, a sweep name too long for a file name, a bucket that does not
-exist, one driver per sweep for `sweep train` too, and the files `sweep submit` uploads."""
+exist, one driver per sweep for `sweep train` too, the files `sweep submit` uploads, and the Ray settings
+that are the `sweep` command's alone."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from sweep.engine.submit import upload_files
+from sweep.ray_env import set_ray_environment
 from sweep.store import ResultsStore
 from sweep.store.lease import driver_lease
 
@@ -90,3 +92,13 @@ def test_submit_follows_no_tracked_symlink_out_of_the_checkout(tmp_path):
         "pyproject.toml",
         "sweep/__init__.py",
     ]
+
+
+def test_only_the_sweep_command_hides_the_errors_tune_stopped_awaiting(cli, monkeypatch, tmp_path):
+    """A program that imports the package keeps Ray's reports of errors no one awaited; the command, which
+    reports each trial's error in its own line, prints no such traceback."""
+    monkeypatch.delenv("RAY_IGNORE_UNHANDLED_ERRORS", raising=False)
+    set_ray_environment()  # as `import sweep.engine` does
+    assert "RAY_IGNORE_UNHANDLED_ERRORS" not in os.environ
+    cli("status", "--results", tmp_path / "none")
+    assert os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] == "1"

@@ -13,7 +13,7 @@ from sweep.store.location import is_uri, settle, store_failure
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    set_ray_environment()
+    set_ray_environment(command=True)
     original, sys.stdout = sys.stdout, QuietPipe(sys.stdout)
     try:
         code = _run(argv)
