@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from sweep.core.data import ArrayDataset, load_arrays
 from sweep.echo import Echo
-from sweep.engine.experiment import preload_tune
+from sweep.engine.experiment import preload_tune, tune_storage
 from sweep.engine.growth import check_growth, finish_generation, first_state, grown_state, stage_generation
 from sweep.engine.repair import unrecorded_trials
 from sweep.engine.session import ray_session, stop_tune_run
@@ -36,7 +36,7 @@ from sweep.store.compaction import compact, compaction_line
 from sweep.store.damage import rerun_command
 from sweep.store.deadline import store_answers
 from sweep.store.lease import driver_lease
-from sweep.store.location import is_uri, settled_spec, shown, store_failure, store_stopped
+from sweep.store.location import is_uri, open_filesystem, settled_spec, shown, store_failure, store_stopped
 from sweep.store.summary import done_keys
 from sweep.store.sweep_state import SweepState
 
@@ -196,13 +196,29 @@ def _run_stages(run: SweepRun, state: SweepState, todo: list[str]) -> int:
                     run.lease.check()  # the lease was lost: say so, not "interrupted"
                     raise
                 except OSError as exc:  # a bucket that went away under Tune's own reads and writes
-                    if not is_uri(run.store.root) or store_answers(run.store.root, run.store.exists):
+                    away = _store_away(run, exc)
+                    if away is None:
                         raise
-                    raise ResultsError(
-                        store_stopped(run.spec.name, run.store.root, store_failure(exc))
-                    ) from None
+                    raise away from None
     run.lease.check()
     return replayed
+
+
+def _store_away(run: SweepRun, error: OSError) -> ResultsError | None:
+    """The line that stops the sweep when a bucket it uses failed `error` and fails a probe now: the results
+    store, or `ray.storage` where Tune keeps its state apart; None when every store answers (an error of
+    another kind, which goes on as it is)."""
+    name, results, failure = run.spec.name, run.store.root, store_failure(error)
+    tune_root = tune_storage(run.spec, run.store)
+    stores = (
+        (results, "the results store", failure),
+        (tune_root, "it", f"ray.storage {shown(tune_root)}: {failure}"),
+    )
+    for root, store, reason in stores:
+        fs, base = open_filesystem(root) if is_uri(root) else (None, "")
+        if fs is not None and not store_answers(root, lambda fs=fs, base=base: fs.get_file_info(base)):
+            return ResultsError(store_stopped(name, results, reason, store))
+    return None
 
 
 def _compact(run: SweepRun) -> None:

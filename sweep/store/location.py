@@ -208,10 +208,10 @@ def store_failure(exc: BaseException) -> str:
     return f"the store failed a request ({reason}; endpoint {endpoint_shown()})"
 
 
-def store_stopped(sweep: str, results: str, reason: object) -> str:
-    """The line that stops a sweep whose results store failed: why, and the command that continues it."""
+def store_stopped(sweep: str, results: str, reason: object, store: str = "the results store") -> str:
+    """The line that stops a sweep whose store failed: why, and the command that continues it."""
     return (
-        f"sweep {sweep} stopped: {reason}; once the results store takes writes again, "
+        f"sweep {sweep} stopped: {reason}; once {store} takes writes again, "
         f"continue it with 'sweep resume {sweep} --results {shown(results)}'"
     )
 
