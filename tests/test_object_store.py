@@ -250,6 +250,13 @@ def test_a_ray_storage_bucket_away_mid_sweep_stops_it_in_one_line(s3, tmp_path):
     last = output.strip().splitlines()[-1]
     assert last.startswith(f"sweep: error: sweep apart stopped: ray.storage s3://{BUCKET}/tune: "), output
     assert last.endswith(f"continue it with 'sweep resume apart --results {results}'"), output
+    s3.start()  # back, with Tune's state
+
+    resumed = run_driver(s3, "resume", "apart", "--results", results)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    rows = ResultsStore(results).rows("trials", "apart")
+    assert len(rows) == len({r["trial_key"] for r in rows}) == 6
+    assert all(r["status"] == "done" for r in rows), [(r["status"], r["error"]) for r in rows]
 
 
 SEARCH = """
