@@ -209,15 +209,14 @@ def _store_away(run: SweepRun, error: OSError) -> ResultsError | None:
     store, or `ray.storage` where Tune keeps its state apart; None when every store answers (an error of
     another kind, which goes on as it is)."""
     name, results, failure = run.spec.name, run.store.root, store_failure(error)
-    tune_root = tune_storage(run.spec, run.store)
-    stores = (
-        (results, "the results store", failure),
-        (tune_root, "it", f"ray.storage {shown(tune_root)}: {failure}"),
-    )
-    for root, store, reason in stores:
-        fs, base = open_filesystem(root) if is_uri(root) else (None, "")
-        if fs is not None and not store_answers(root, lambda fs=fs, base=base: fs.get_file_info(base)):
-            return ResultsError(store_stopped(name, results, reason, store))
+    if is_uri(results) and not store_answers(results, run.store.exists):
+        return ResultsError(store_stopped(name, results, failure))
+    storage = tune_storage(run.spec, run.store) if run.spec.ray.storage else ""
+    if is_uri(storage):
+        fs, base = open_filesystem(storage)
+        if not store_answers(storage, lambda: fs.get_file_info(base)):
+            reason = f"ray.storage {shown(storage)}: {failure}"
+            return ResultsError(store_stopped(name, results, reason, "it"))
     return None
 
 
