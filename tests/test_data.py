@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
 import torch
 
 import sweep.core.readers as readers_module
-from sweep.core.data import load_arrays, make_splits, read_idx
+from sweep.core.data import channel_statistics, load_arrays, make_splits, read_idx
 from sweep.core.data_facts import SIZES
 from sweep.errors import DataError
 from sweep.spec import DatasetSpec
@@ -75,6 +76,28 @@ def test_real_fashion_mnist(fashion):
     assert fashion.num_classes == 10
     assert sorted(np.unique(fashion.train_y)) == list(range(10))
     assert fashion.mean[0] == pytest.approx(0.286, abs=1e-3)
+
+
+def test_channel_statistics_are_exact_and_make_no_float_copy_of_the_images():
+    """Each channel's mean and std on the [0, 1] scale, as a float64 two-pass over the pixels gives them; a
+    constant channel is only centred (std 1); and the images are not copied as floats on the way."""
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 256, size=(500, 3, 9, 7), dtype=np.uint8)
+    images[:, 2] = 200  # an opaque alpha channel
+    mean, std = channel_statistics(images)
+    pixels = images.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64) / 255
+    assert mean == pytest.approx(tuple(pixels.mean(axis=1)), rel=1e-15)
+    assert std[:2] == pytest.approx(tuple(pixels[:2].std(axis=1)), rel=1e-15) and std[2] == 1.0
+    assert channel_statistics(np.array([0, 255], dtype=np.uint8).reshape(2, 1, 1, 1)) == ((0.5,), (0.5,))
+
+    large = rng.integers(0, 256, size=(4000, 1, 32, 32), dtype=np.uint8)  # 4 MB
+    tracemalloc.start()
+    try:
+        channel_statistics(large)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < large.nbytes / 4, peak  # a float64 copy would be 8 times the images
 
 
 def test_splits_from_the_seed(synthetic):

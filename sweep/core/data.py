@@ -13,6 +13,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -122,11 +123,7 @@ def load_arrays(spec: DatasetSpec) -> ArrayDataset:
             check_data_dir(spec)
         reader = read_fashion_mnist if spec.name == "fashion_mnist" else read_torchvision
         train_x, train_y, test_x, test_y = reader(spec)
-    std = train_x.std(axis=(0, 2, 3), dtype=np.float64) / 255
-    stats = (  # a constant channel (opaque images' alpha) has no spread: it is only centred, to 0
-        train_x.mean(axis=(0, 2, 3), dtype=np.float64) / 255,
-        np.where(std > 0, std, 1.0),
-    )
+    mean, std = channel_statistics(train_x)
     return ArrayDataset(
         name=spec.name,
         train_x=train_x,
@@ -134,9 +131,27 @@ def load_arrays(spec: DatasetSpec) -> ArrayDataset:
         test_x=test_x,
         test_y=test_y,
         num_classes=int(max(train_y.max(), test_y.max())) + 1,
-        mean=tuple(float(m) for m in stats[0]),
-        std=tuple(float(s) for s in stats[1]),
+        mean=mean,
+        std=std,
     )
+
+
+def channel_statistics(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each channel's mean and standard deviation of uint8 images N×C×H×W, on the [0, 1] scale: exact, from
+    the channel's counts of its 256 values, so no float copy of the images is made (a float64 one is 8 times
+    their size). A constant channel (opaque images' alpha) has no spread: its std is 1, so it is only centred.
+    """
+    means, stds = [], []
+    for channel in range(images.shape[1]):
+        pixels = torch.from_numpy(images[:, channel]).reshape(-1)  # a view where the images have one channel
+        counts = torch.bincount(pixels, minlength=256).tolist()
+        n = max(1, sum(counts))
+        first = sum(value * count for value, count in enumerate(counts))
+        second = sum(value * value * count for value, count in enumerate(counts))
+        variance = Fraction(n * second - first * first, n * n)  # whole numbers: no rounding until here
+        means.append(first / n / 255)
+        stds.append(math.sqrt(variance) / 255 if variance > 0 else 1.0)
+    return tuple(means), tuple(stds)
 
 
 @dataclass(frozen=True)
