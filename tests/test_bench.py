@@ -56,7 +56,10 @@ def test_quick_bench_reports_every_ratio(cli, tmp_path):
             assert line.endswith("quick: sizes too small to judge this goal"), line
         else:
             assert line.endswith(("met", "MISSED")), line
-    assert record["raw"]["sweep_overhead"]["trials"] >= 2
+    swept = record["raw"]["sweep_overhead"]
+    assert swept["trials"] >= 2
+    (floor,), (serial,), (floor_ratio,) = swept["floor_s"], swept["serial_s"], swept["floor_ratio"]
+    assert floor > 0 and floor_ratio == pytest.approx(1 + floor / (serial / swept["workers"]))
     assert record["raw"]["tracking_overhead"]["snapshots_sent"][0] >= 2  # every trial's runs reached MLflow
     subnormal = record["raw"]["subnormal_cost"]  # the kept side really computed with subnormal weights
     share = subnormal["subnormal_weights"] / subnormal["active_weights"]

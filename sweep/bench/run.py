@@ -13,6 +13,7 @@ and reports the ratio of each pair as min / median / max, plus the absolute time
 - subnormal_cost = forward and backward passes of the reference MLP with 5% of its weights subnormal,
                    computed as they are / flushed to zero as the trainer does (`sweep.core.numerics`);
 - sweep_overhead = `sweep run` wall on an embedded Ray / (the same trials' serial time / parallel workers);
+                   beside it, its floor: Ray, Tune and torch started and stopped with nothing of ours;
 - tracking_overhead = that sweep's wall with its runs sent to MLflow live / without (`sweep.bench.tracking`);
 - peak_fraction  = the trainer's FLOP/s on the reference MLP (784-300-100-10, batch 128, all weights counted)
                    / this machine's dense matmul FLOP/s at the same dtype;

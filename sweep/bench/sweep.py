@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from sweep.bench.harness import Result, Settings, alternate
+from sweep.bench.harness import Result, Settings, timed
 from sweep.core.data import load_arrays
 from sweep.core.train import train_trial
 from sweep.plans.sc_sdc import sc_sdc_trials
@@ -40,9 +40,12 @@ def sweep_cost(settings: Settings) -> Result:
 
     Full: 16 trials of about 5 s each (SC-SDC pairs of width 300 on all of Fashion-MNIST, 4 epochs). The
     serial side loads the data once and trains each trial with the threads a worker gets. The fixed cost of
-    starting Ray, its workers and torch in them is part of the sweep's wall and is recorded apart as well.
+    starting Ray, its workers and torch in them is part of the sweep's wall and is recorded apart as well,
+    and so is the floor of that cost, measured in each repeat with nothing of this package (`engine_floor`):
+    `floor_ratio` is the lowest sweep_overhead a sweep on Ray Tune and torch could have here.
     """
     from sweep.engine.driver import run_sweep  # loads Ray: only when this comparison runs
+    from sweep.engine.floor import engine_floor
 
     spec = bench_spec(settings)
     epochs = spec.train.epochs
@@ -66,10 +69,14 @@ def sweep_cost(settings: Settings) -> Result:
             result = run_sweep(spec, results, echo=lambda _: None)
             startup.append(min(row["started_at"].timestamp() for row in result.trials) - began)
 
-    reps = 1 if settings.quick else 3
-    times_serial, times_ray = alternate(serial, through_ray, settings, repeats=reps, warmup=False)
+    times_serial, times_ray, floors = [], [], []
+    for _ in range(1 if settings.quick else 3):
+        floors.append(engine_floor(workers))
+        times_serial.append(timed(serial, settings.device))
+        times_ray.append(timed(through_ray, settings.device))
+    ideal = [ser / workers for ser in times_serial]  # the serial time spread evenly over the workers
     return Result(
-        ratios=[ray / (ser / workers) for ray, ser in zip(times_ray, times_serial, strict=True)],
+        ratios=[ray / best for ray, best in zip(times_ray, ideal, strict=True)],
         raw={
             "trials": len(planned),
             "workers": workers,
@@ -78,8 +85,9 @@ def sweep_cost(settings: Settings) -> Result:
             "serial_s": times_serial,
             "until_first_trial_s": startup,
             "after_first_trial_ratio": [  # the same ratio without the fixed start (Ray, its workers, torch)
-                (ray - start) / (ser / workers)
-                for ray, start, ser in zip(times_ray, startup, times_serial, strict=True)
+                (ray - start) / best for ray, start, best in zip(times_ray, startup, ideal, strict=True)
             ],
+            "floor_s": floors,  # Ray, Tune and torch alone: no sweep here could train in that wall
+            "floor_ratio": [1 + floor / best for floor, best in zip(floors, ideal, strict=True)],
         },
     )
