@@ -16,12 +16,23 @@ from sweep.engine.session import quiet_tune, start_embedded_ray
 
 def engine_floor(workers: int) -> float:
     """Seconds from Ray's start to the last worker's first optimizer step, plus Ray's stop."""
+
+    def first_step(config: dict) -> None:  # a trial's least; defined here, so Ray ships it by value
+        import torch
+
+        torch.set_num_threads(1)
+        layer = torch.nn.Linear(8, 8)
+        optimizer = torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9)
+        layer(torch.ones(2, 8)).sum().backward()
+        optimizer.step()
+        tune.report({"stepped_at": time.time()})
+
     began = time.time()
     start_embedded_ray()
     try:
         with tempfile.TemporaryDirectory() as storage, quiet_tune():
             tuner = tune.Tuner(
-                _first_step,
+                first_step,
                 param_space={"worker": tune.grid_search(list(range(workers)))},
                 tune_config=tune.TuneConfig(max_concurrent_trials=workers),
                 run_config=tune.RunConfig(storage_path=storage, verbose=0),
@@ -31,15 +42,3 @@ def engine_floor(workers: int) -> float:
         stopping = time.time()
         ray.shutdown()
     return stepped - began + time.time() - stopping
-
-
-def _first_step(config: dict) -> None:
-    """A trial's least: torch, one optimizer step, one report."""
-    import torch
-
-    torch.set_num_threads(1)
-    layer = torch.nn.Linear(8, 8)
-    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9)
-    layer(torch.ones(2, 8)).sum().backward()
-    optimizer.step()
-    tune.report({"stepped_at": time.time()})
