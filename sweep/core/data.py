@@ -137,20 +137,21 @@ def load_arrays(spec: DatasetSpec) -> ArrayDataset:
 
 
 def channel_statistics(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Each channel's mean and standard deviation of uint8 images N×C×H×W, on the [0, 1] scale: exact, from
-    the channel's counts of its 256 values, so no float copy of the images is made (a float64 one is 8 times
-    their size). A constant channel (opaque images' alpha) has no spread: its std is 1, so it is only centred.
-    """
+    """Each channel's mean and standard deviation of uint8 images N×C×H×W, on the [0, 1] scale, from whole-
+    number sums of the channel's counts of its 256 values (exact until the float they end in), so no float
+    copy of the images is made (a float64 one is 8 times their size). A constant channel (opaque images'
+    alpha) has no spread: its std is 1, so it is only centred."""
     means, stds = [], []
     for channel in range(images.shape[1]):
-        pixels = torch.from_numpy(images[:, channel]).reshape(-1)  # a view where the images have one channel
+        pixels = torch.from_numpy(images[:, channel]).reshape(-1)  # a copy only where there are more channels
         counts = torch.bincount(pixels, minlength=256).tolist()
+        del pixels  # before the next channel's copy is made
         n = max(1, sum(counts))
         first = sum(value * count for value, count in enumerate(counts))
         second = sum(value * value * count for value, count in enumerate(counts))
-        variance = Fraction(n * second - first * first, n * n)  # whole numbers: no rounding until here
-        means.append(first / n / 255)
-        stds.append(math.sqrt(variance) / 255 if variance > 0 else 1.0)
+        variance = Fraction(n * second - first * first, (255 * n) ** 2)
+        means.append(float(Fraction(first, 255 * n)))
+        stds.append(math.sqrt(variance) if variance > 0 else 1.0)
     return tuple(means), tuple(stds)
 
 

@@ -84,6 +84,12 @@ def read_fashion_mnist(spec: DatasetSpec) -> Arrays:
         files = _idx_files(folder)
         if files is not None:
             arrays = [read_idx(files[key]) for key in ("train_x", "train_y", "test_x", "test_y")]
+            for key, images in (("train_x", arrays[0]), ("test_x", arrays[2])):
+                if images.dtype != np.uint8:
+                    raise DataError(
+                        f"dataset.data_dir: {files[key]} holds {images.dtype} pixels; Fashion-MNIST's images "
+                        "are unsigned bytes (IDX type 0x08)"
+                    )
             return (
                 arrays[0][:, None],
                 arrays[1].astype(np.int64),
