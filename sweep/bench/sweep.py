@@ -42,7 +42,7 @@ def sweep_cost(settings: Settings) -> Result:
     serial side loads the data once and trains each trial with the threads a worker gets. The fixed cost of
     starting Ray, its workers and torch in them is part of the sweep's wall and is recorded apart as well,
     and so is the floor of that cost, measured in each repeat with nothing of this package (`engine_floor`):
-    `floor_ratio` is the lowest sweep_overhead a sweep on Ray Tune and torch could have here.
+    `floor_ratio` is the lowest sweep_overhead that a sweep starting its own embedded Ray could have here.
     """
     from sweep.engine.driver import run_sweep  # loads Ray: only when this comparison runs
     from sweep.engine.floor import engine_floor
@@ -69,6 +69,8 @@ def sweep_cost(settings: Settings) -> Result:
             result = run_sweep(spec, results, echo=lambda _: None)
             startup.append(min(row["started_at"].timestamp() for row in result.trials) - began)
 
+    if not settings.quick:  # untimed: a process's first Ray start also makes its first imports of Tune's run
+        engine_floor(workers)
     times_serial, times_ray, floors = [], [], []
     for _ in range(1 if settings.quick else 3):
         floors.append(engine_floor(workers))
@@ -89,5 +91,8 @@ def sweep_cost(settings: Settings) -> Result:
             ],
             "floor_s": floors,  # Ray, Tune and torch alone: no sweep here could train in that wall
             "floor_ratio": [1 + floor / best for floor, best in zip(floors, ideal, strict=True)],
+            "above_floor": [  # what the sweep costs beyond the floor, repeat by repeat
+                (ray - floor) / best - 1 for ray, floor, best in zip(times_ray, floors, ideal, strict=True)
+            ],
         },
     )

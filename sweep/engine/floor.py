@@ -1,7 +1,7 @@
-"""The floor of a sweep's fixed cost on this machine: an embedded Ray started as `sweep run` starts it, one
-Tune trial per worker that imports torch and takes one optimizer step (which imports `torch._dynamo`), and
-Ray stopped, with nothing of this package on the workers. No sweep can train in that wall (`sweep bench`,
-sweep_overhead)."""
+"""The floor of a sweep's fixed cost on this machine, for a sweep that starts its own embedded Ray as `sweep
+run` does: Ray started, one Tune trial per worker that imports torch and takes one optimizer step (which
+imports `torch._dynamo`), and Ray stopped, with nothing of this package on the workers. A sweep's workers
+train nothing before that step (`sweep bench`, sweep_overhead)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from sweep.engine.session import quiet_tune, start_embedded_ray
 def engine_floor(workers: int) -> float:
     """Seconds from Ray's start to the last worker's first optimizer step, plus Ray's stop."""
 
-    def first_step(config: dict) -> None:  # a trial's least; defined here, so Ray ships it by value
+    def first_step(config: dict) -> None:  # a trial's least; defined here, so that Ray ships it by value
+        import sys
+
         import torch
 
         torch.set_num_threads(1)
@@ -25,7 +27,8 @@ def engine_floor(workers: int) -> float:
         optimizer = torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9)
         layer(torch.ones(2, 8)).sum().backward()
         optimizer.step()
-        tune.report({"stepped_at": time.time()})
+        ours = [name for name in sys.modules if name.partition(".")[0] == "sweep"]
+        tune.report({"stepped_at": time.time(), "ours": len(ours)})
 
     began = time.time()
     start_embedded_ray()
@@ -37,8 +40,11 @@ def engine_floor(workers: int) -> float:
                 tune_config=tune.TuneConfig(max_concurrent_trials=workers),
                 run_config=tune.RunConfig(storage_path=storage, verbose=0),
             )
-            stepped = max(result.metrics["stepped_at"] for result in tuner.fit())
+            reports = [result.metrics for result in tuner.fit()]
     finally:
         stopping = time.time()
         ray.shutdown()
-    return stepped - began + time.time() - stopping
+        stopped = time.time() - stopping
+    if any(report["ours"] for report in reports):  # it would cost our imports too: not the floor
+        raise RuntimeError("the floor's trial loaded this package on its workers")
+    return max(report["stepped_at"] for report in reports) - began + stopped
