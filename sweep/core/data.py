@@ -143,9 +143,8 @@ def channel_statistics(images: np.ndarray) -> tuple[tuple[float, ...], tuple[flo
     alpha) has no spread: its std is 1, so it is only centred."""
     means, stds = [], []
     for channel in range(images.shape[1]):
-        pixels = torch.from_numpy(images[:, channel]).reshape(-1)  # a copy only where there are more channels
-        counts = torch.bincount(pixels, minlength=256).tolist()
-        del pixels  # before the next channel's copy is made
+        # the channel's pixels (copied only where there are more channels), gone before the next is made
+        counts = torch.bincount(torch.from_numpy(images[:, channel]).reshape(-1), minlength=256).tolist()
         n = max(1, sum(counts))
         first = sum(value * count for value, count in enumerate(counts))
         second = sum(value * value * count for value, count in enumerate(counts))
